@@ -1,0 +1,5 @@
+import sys
+
+from emoray.cli import main
+
+sys.exit(main())

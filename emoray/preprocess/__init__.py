@@ -1,0 +1,1 @@
+"""Preprocessing: RAVDESS-named media -> Parquet shards (see ``emoray.shards``)."""

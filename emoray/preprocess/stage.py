@@ -1,0 +1,136 @@
+"""Pure preprocessing stages: catalog -> shard specs -> one written shard. No Ray here."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from dataclasses import asdict, dataclass, field
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from emoray import storage
+from emoray.catalog import Trial
+from emoray.errors import MediaError
+from emoray.features.audio import audio_clip_features
+from emoray.features.config import FeatureConfig
+from emoray.features.video import video_features
+from emoray.ravdess import parse_name
+from emoray.shards import ClipFeatures, to_table
+
+REPORT_KEY = b"emoray.shard_report"
+
+
+@dataclass(frozen=True)
+class ShardSpec:
+    """One shard to write: its trials (as plain dicts, so specs travel through Ray Data)."""
+
+    name: str  # e.g. shard-00003-1a2b3c4d5e; unique for (trials, sources, feature config)
+    trials: list[dict]  # {"audio_uri", "video_uri", "stem"}
+
+    @property
+    def path(self) -> str:
+        return f"shards/{self.name}.parquet"
+
+
+@dataclass
+class ShardReport:
+    """What writing a shard produced; stored in the shard's footer so a skipped shard still
+    reports its errors and hashes."""
+
+    path: str
+    rows: int = 0
+    no_face: int = 0
+    errors: list[dict] = field(default_factory=list)  # rows of shards.ERRORS_SCHEMA
+    hashes: dict[str, str] = field(default_factory=dict)  # uri -> sha256, files that were read
+    seconds: float = 0.0
+    skipped: bool = False
+
+
+def plan_shards(trials: list[Trial], cfg: FeatureConfig, shard_size: int,
+                sizes: dict[str, int]) -> list[ShardSpec]:
+    """Split the (sorted) trials into shards with deterministic names.
+
+    A name hashes the feature config and each trial's sources and their sizes, so a re-run
+    over the same input finds the same names, and a changed input or config gets new ones.
+    """
+    specs = []
+    for i in range(0, len(trials), shard_size):
+        chunk = [{"stem": t.name.stem(), "audio_uri": t.audio_uri, "video_uri": t.video_uri}
+                 for t in trials[i:i + shard_size]]
+        h = hashlib.sha256(cfg.fingerprint().encode())
+        for t in chunk:
+            for uri in (t["audio_uri"], t["video_uri"]):
+                h.update(f"{uri}:{sizes.get(uri)};".encode())
+        specs.append(ShardSpec(f"shard-{i // shard_size:05d}-{h.hexdigest()[:10]}", chunk))
+    return specs
+
+
+def featurize_trial(trial: dict, cfg: FeatureConfig, report: ShardReport) -> ClipFeatures | None:
+    """Read, hash, decode and featurize one trial's sources. A failed source becomes an
+    error row; the trial survives with the other modality, or returns None if none is left."""
+    name = parse_name(trial["stem"])
+    row = ClipFeatures(trial_id=name.trial_id, label=name.label, emotion=name.emotion_name,
+                       intensity=name.intensity, statement=name.statement,
+                       repetition=name.repetition, actor=name.actor, gender=name.gender)
+    sources = {"audio": trial["audio_uri"], "video": trial["video_uri"]}
+    for modality, uri in sources.items():
+        if uri is None:
+            continue
+        try:
+            data = _read(uri)
+            report.hashes[uri] = hashlib.sha256(data).hexdigest()
+            if modality == "audio":
+                row.audio, row.audio_duration_s = audio_clip_features(io.BytesIO(data), cfg.audio)
+                row.audio_uri, row.audio_sha256 = uri, report.hashes[uri]
+            else:
+                row.video, row.face_detected = video_features(io.BytesIO(data), cfg.video)
+                row.video_uri, row.video_sha256 = uri, report.hashes[uri]
+                report.no_face += not row.face_detected
+        except MediaError as e:
+            report.errors.append({"uri": uri, "stage": e.stage, "reason": e.reason})
+        except Exception as e:  # noqa: BLE001 - one odd file must never kill the job
+            report.errors.append({"uri": uri, "stage": modality,
+                                  "reason": f"unexpected {type(e).__name__}: {e}"})
+    return row if row.audio is not None or row.video is not None else None
+
+
+def _read(uri: str) -> bytes:
+    try:
+        data = storage.read_bytes(uri)
+    except OSError as e:
+        raise MediaError("read", str(e)) from None
+    if not data:
+        raise MediaError("read", "file is empty")
+    return data
+
+
+def write_shard(spec: ShardSpec, cfg: FeatureConfig, output: str) -> ShardReport:
+    """Featurize a shard's trials and write it atomically; skip it if it is already complete."""
+    uri = storage.join(output, spec.path)
+    if storage.exists(uri):
+        return read_report(uri)
+    start = time.perf_counter()
+    report = ShardReport(path=spec.path)
+    rows = [r for r in (featurize_trial(t, cfg, report) for t in spec.trials) if r is not None]
+    report.rows = len(rows)
+    report.seconds = time.perf_counter() - start
+    table = to_table(rows, cfg)
+    meta = dict(table.schema.metadata)
+    meta[REPORT_KEY] = json.dumps(asdict(report)).encode()
+    sink = pa.BufferOutputStream()
+    pq.write_table(table.replace_schema_metadata(meta), sink, compression="zstd")
+    storage.write_bytes(uri, sink.getvalue().to_pybytes())
+    return report
+
+
+def read_report(uri: str) -> ShardReport:
+    """The report stored in a complete shard's footer."""
+    fs, path = storage.filesystem(uri)
+    with fs.open_input_file(path) as f:
+        meta = pq.read_schema(f).metadata
+    report = ShardReport(**json.loads(meta[REPORT_KEY]))
+    report.skipped = True
+    return report

@@ -1,0 +1,18 @@
+"""Connecting to Ray: the cluster in ``RAY_ADDRESS`` (set by ``ray job submit``) or a local one."""
+
+from __future__ import annotations
+
+import os
+
+import ray
+
+
+def init_ray(num_cpus: int | None = None) -> None:
+    """Join the cluster the job was submitted to, else start a local Ray (``num_cpus`` there)."""
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(log_to_driver=True)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False)
+    ray.data.DataContext.get_current().enable_progress_bars = True
