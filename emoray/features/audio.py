@@ -17,8 +17,9 @@ _FAST_OPEN = {"probesize": "32768", "analyzeduration": "0"}
 
 
 def decode_audio(src, sample_rate: int) -> np.ndarray:
-    """Decode the first audio stream of ``src`` (path or binary file object), downmix to mono
-    and resample to ``sample_rate``. Returns float32 samples in [-1, 1].
+    """Decode the first audio stream of ``src`` (path or binary file object), resample to
+    ``sample_rate`` and downmix to mono as the mean of the channels (so a stereo file of two
+    identical channels equals its mono version). Returns float32 samples.
 
     Raises ``MediaError("decode", ...)`` for unreadable files or files without audio.
     """
@@ -27,7 +28,7 @@ def decode_audio(src, sample_rate: int) -> np.ndarray:
             if not container.streams.audio:
                 raise MediaError("decode", "no audio stream")
             stream = container.streams.audio[0]
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+            resampler = av.AudioResampler(format="fltp", rate=sample_rate)  # keeps the layout
             chunks = []
             for frame in container.decode(stream):
                 chunks.extend(r.to_ndarray() for r in resampler.resample(frame))
@@ -38,7 +39,7 @@ def decode_audio(src, sample_rate: int) -> np.ndarray:
         raise MediaError("decode", _describe(e)) from None
     if not chunks:
         raise MediaError("decode", "audio stream has no samples")
-    return np.concatenate(chunks, axis=1)[0]
+    return np.concatenate(chunks, axis=1).mean(axis=0)
 
 
 def _describe(e: Exception) -> str:

@@ -1,0 +1,78 @@
+"""A real Ray head node (``ray start --head --block``) on 127.0.0.1 for ``ray job submit`` tests.
+
+It runs in its own process group with its own auth token and temp dir, and is stopped by
+killing that group, so a test never touches other Ray clusters on the machine (``ray stop``
+would).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from s3server import _free_ports
+
+
+def ray_cli() -> str:
+    return str(Path(sys.executable).with_name("ray"))
+
+
+@contextmanager
+def ray_head(tmp: Path, num_cpus: int = 2, env: dict | None = None, timeout: float = 90):
+    """Yield (dashboard address, environment for clients) of a fresh head node."""
+    gcs, dash = _free_ports(2)
+    head_env = {**os.environ, **(env or {}), "RAY_AUTH_MODE": "token",
+                "RAY_AUTH_TOKEN": secrets.token_hex(16)}
+    head_env.pop("RAY_ADDRESS", None)
+    log = open(tmp / "ray-head.log", "wb")
+    proc = subprocess.Popen(
+        [ray_cli(), "start", "--head", "--block", f"--port={gcs}", "--node-ip-address=127.0.0.1",
+         "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", f"--num-cpus={num_cpus}",
+         f"--temp-dir={tmp / 'ray'}", "--disable-usage-stats"],
+        env=head_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    address = f"http://127.0.0.1:{dash}"
+    client_env = {**head_env, "RAY_ADDRESS": address}
+    try:
+        _wait(address, client_env, proc, timeout, tmp / "ray-head.log")
+        yield address, client_env
+    finally:
+        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(proc.pid, sig)
+                proc.wait(timeout=wait)
+                break
+            except ProcessLookupError:
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        _kill_stragglers(tmp / "ray")
+        log.close()
+
+
+def _wait(address, env, proc, timeout, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"ray start exited:\n{log.read_text()[-3000:]}")
+        r = subprocess.run([ray_cli(), "job", "list", "--address", address], env=env,
+                           capture_output=True)
+        if r.returncode == 0:
+            return
+        time.sleep(1)
+    raise RuntimeError(f"Ray head not ready after {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+def _kill_stragglers(temp_dir: Path) -> None:
+    """Processes of this head that left the group (workers start their own sessions)."""
+    out = subprocess.run(["pgrep", "-f", str(temp_dir)], capture_output=True, text=True).stdout
+    for pid in out.split():
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
