@@ -8,3 +8,6 @@ class MediaError(Exception):
         super().__init__(f"{stage}: {reason}")
         self.stage = stage
         self.reason = reason
+
+    def __reduce__(self):  # picklable, so it survives crossing a Ray task boundary
+        return (MediaError, (self.stage, self.reason))

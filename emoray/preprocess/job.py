@@ -59,9 +59,11 @@ class PreprocessConfig:
 
 
 def _shard_task(row: dict, cfg: dict, output: str) -> dict:
+    import cv2
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # one CPU per task: no intra-op threads for torch or OpenCV
+    cv2.setNumThreads(1)
     spec = ShardSpec(row["name"], row["trials"])
     return asdict(write_shard(spec, FeatureConfig.from_dict(cfg), output))
 
