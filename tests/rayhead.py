@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,11 +32,14 @@ def ray_head(tmp: Path, num_cpus: int = 2, env: dict | None = None, timeout: flo
     head_env = {**os.environ, **(env or {}), "RAY_AUTH_MODE": "token",
                 "RAY_AUTH_TOKEN": secrets.token_hex(16)}
     head_env.pop("RAY_ADDRESS", None)
+    # the cluster's `python` is this environment's, as on a cluster image with emoray installed
+    head_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{head_env.get('PATH', '')}"
+    temp_dir = Path(tempfile.mkdtemp(prefix="rayhead-", dir="/tmp"))  # AF_UNIX paths are short
     log = open(tmp / "ray-head.log", "wb")
     proc = subprocess.Popen(
         [ray_cli(), "start", "--head", "--block", f"--port={gcs}", "--node-ip-address=127.0.0.1",
          "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", f"--num-cpus={num_cpus}",
-         f"--temp-dir={tmp / 'ray'}", "--disable-usage-stats"],
+         f"--temp-dir={temp_dir}", "--disable-usage-stats"],
         env=head_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     address = f"http://127.0.0.1:{dash}"
     client_env = {**head_env, "RAY_ADDRESS": address}
@@ -51,7 +56,8 @@ def ray_head(tmp: Path, num_cpus: int = 2, env: dict | None = None, timeout: flo
                 break
             except subprocess.TimeoutExpired:
                 continue
-        _kill_stragglers(tmp / "ray")
+        _kill_stragglers(temp_dir)
+        shutil.rmtree(temp_dir, ignore_errors=True)
         log.close()
 
 
