@@ -36,6 +36,7 @@ class PreprocessConfig:
     video: dict = field(default_factory=dict)  # overrides of the preset's video fields
     shard_size: int = 64  # trials per shard
     num_cpus: float = 1.0  # CPUs each shard task asks for
+    node_resource: str | None = None  # custom resource that marks CPU nodes (cluster.yaml: emoray_cpu)
 
     def validate(self) -> None:
         if self.shard_size < 1:
@@ -108,8 +109,9 @@ def _run_shards(specs: list[ShardSpec], features: FeatureConfig,
                 cfg: PreprocessConfig) -> list[ShardReport]:
     ds = ray.data.from_items([{"name": s.name, "trials": s.trials} for s in specs],
                              override_num_blocks=len(specs))
+    placement = {"resources": {cfg.node_resource: 0.001}} if cfg.node_resource else {}
     ds = ds.map(_shard_task, fn_kwargs={"cfg": features.to_dict(), "output": cfg.output},
-                num_cpus=cfg.num_cpus)
+                num_cpus=cfg.num_cpus, **placement)
     rows = sorted(ds.take_all(), key=lambda r: r["path"])
     return [ShardReport(**r) for r in rows]
 
