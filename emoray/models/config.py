@@ -1,0 +1,97 @@
+"""Model configs and their presets: ``paper`` (Sultana et al.) and ``default`` (emoray's).
+
+A config holds only architecture; input shapes come from the ``FeatureConfig`` the shards were
+written with. Configs are frozen dataclasses of plain values so artifacts can store them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+from emoray.config import build
+
+
+@dataclass(frozen=True)
+class AudioNetConfig:
+    """1D CNN over time, feature coefficients as input channels (one conv block per entry of
+    ``channels``: conv, optional BatchNorm, ReLU, max-pool), then dense layers."""
+
+    channels: tuple[int, ...] = (64, 128, 256)
+    kernel: int = 5
+    pool: int = 2
+    batchnorm: bool = False
+    utterance_norm: bool = False  # standardise each coefficient over the clip's frames
+    readout: Literal["flatten", "stats"] = "flatten"  # stats: mean and max over time
+    hidden: tuple[int, ...] = (256, 64)  # the last one is the embedding size
+    dropout: float = 0.0  # before each dense layer
+    time_masks: int = 0  # SpecAugment (training only): masks per clip
+    time_mask_width: float = 0.1  # largest mask, as a fraction of the frames
+    freq_masks: int = 0
+    freq_mask_width: float = 0.15  # largest mask, as a fraction of the coefficients
+
+
+@dataclass(frozen=True)
+class VideoNetConfig:
+    """3D CNN over (frames, height, width) grayscale clips: ``channels`` conv layers with a
+    max-pool after every ``pool_every`` of them, then dense layers."""
+
+    channels: tuple[int, ...] = (16, 16, 32, 32)
+    kernel: int = 3
+    padding: Literal["valid", "same"] = "valid"
+    pool_every: int = 2
+    batchnorm: bool = False
+    clip_norm: bool = False  # standardise each clip (removes lighting and skin tone)
+    readout: Literal["flatten", "mean"] = "flatten"  # mean: global average pool
+    hidden: tuple[int, ...] = (64,)
+    dropout: float = 0.0
+    hflip: bool = False  # random horizontal flips (training only)
+
+
+@dataclass(frozen=True)
+class FusionNetConfig:
+    """Dense head over the concatenated (frozen) branch embeddings."""
+
+    hidden: tuple[int, ...] = (128,)
+    dropout: float = 0.0
+    modality_dropout: float = 0.0  # training only: chance to zero one branch's embedding
+
+
+CONFIG_TYPES = {"audio": AudioNetConfig, "video": VideoNetConfig, "fusion": FusionNetConfig}
+
+PRESETS = {
+    "paper": {
+        "audio": AudioNetConfig(),
+        "video": VideoNetConfig(),
+        "fusion": FusionNetConfig(),
+    },
+    "default": {
+        "audio": AudioNetConfig(channels=(64, 128, 128), batchnorm=True, utterance_norm=True,
+                                readout="stats", hidden=(64,), dropout=0.3,
+                                time_masks=2, freq_masks=2),
+        "video": VideoNetConfig(channels=(16, 32, 64, 128), padding="same", pool_every=1,
+                                batchnorm=True, clip_norm=True, readout="mean", dropout=0.3,
+                                hflip=True),
+        "fusion": FusionNetConfig(dropout=0.3, modality_dropout=0.2),
+    },
+}
+
+
+def model_config(kind: str, preset: str, overrides: dict | None = None):
+    """The ``preset`` config for ``kind`` (audio, video, fusion) with ``overrides`` applied."""
+    if kind not in CONFIG_TYPES:
+        raise ValueError(f"unknown model kind {kind!r}; choose one of {sorted(CONFIG_TYPES)}")
+    if preset not in PRESETS:
+        raise ValueError(f"unknown model preset {preset!r}; choose one of {sorted(PRESETS)}")
+    base = dataclasses.asdict(PRESETS[preset][kind])
+    return build(CONFIG_TYPES[kind], {**base, **(overrides or {})}, where=f"{kind}.model")
+
+
+def to_dict(cfg) -> dict:
+    """A config as plain lists/values (JSON- and ``weights_only``-safe)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
+
+
+def from_dict(kind: str, d: dict):
+    return build(CONFIG_TYPES[kind], d, where=f"{kind} model config")

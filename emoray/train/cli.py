@@ -1,0 +1,33 @@
+"""``emoray train``: train the audio, video and/or fusion models of a config (Ray Train)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from emoray import storage
+from emoray.config import ConfigError
+from emoray.raycluster import init_ray
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="emoray train", description=__doc__)
+    p.add_argument("--config", required=True, help="YAML config (jobs/configs/train_*.yaml)")
+    p.add_argument("--num-cpus", type=int, help="CPUs of a local Ray (ignored on a cluster)")
+    p.add_argument("overrides", nargs="*", help="config overrides, key.sub=value "
+                                                "(e.g. audio.epochs=5 protocol.kind=actors)")
+    args = p.parse_args(argv)
+    from emoray.train import load_train_config, train
+
+    try:
+        cfg = load_train_config(args.config, args.overrides)
+    except ConfigError as e:
+        print(f"emoray train: config error: {e}", file=sys.stderr)
+        return 2
+    init_ray(args.num_cpus)
+    metrics = train(cfg)
+    for kind, s in metrics["stages"].items():
+        print(f"{kind}: test accuracy {100 * s['test']['accuracy']['mean']:.2f}%, "
+              f"UAR {100 * s['test']['uar']['mean']:.2f}%")
+    print(f"report: {storage.join(cfg.storage, cfg.name, 'report', 'summary.md')}")
+    return 0

@@ -1,0 +1,75 @@
+"""Ray Data inputs for a training stage: shard rows filtered to a split's trials.
+
+Workers stream their part of ``train`` with ``get_dataset_shard``; ``val`` and ``test`` are
+read whole by rank 0. Fusion trains on branch embeddings computed once by a Ray Data pass.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import ray.data
+import torch
+from ray.data.expressions import col
+
+from emoray import manifest, storage
+from emoray.artifact import load_model
+from emoray.train.splits import Split
+
+
+def read_shards(data: str, columns: list[str]) -> ray.data.Dataset:
+    """The listed columns of every shard of preprocessing output ``data``."""
+    uris = manifest.shard_uris(data)
+    fs, _ = storage.filesystem(uris[0])
+    return ray.data.read_parquet([storage.filesystem(u)[1] for u in uris], filesystem=fs,
+                                 columns=columns)
+
+
+def split_datasets(ds: ray.data.Dataset, split: Split, inputs: list[str],
+                   cache: bool) -> dict[str, ray.data.Dataset]:
+    """``train`` / ``val`` / ``test`` views of ``ds`` (``val`` only when the split has one);
+    test rows keep their ``trial_id``."""
+    out = {}
+    for name in ("train", "val", "test"):
+        ids = getattr(split, name)
+        if not ids:
+            continue
+        keep = inputs + ["label"] + (["trial_id"] if name == "test" else [])
+        part = ds.filter(expr=col("trial_id").is_in(list(ids))).select_columns(keep)
+        part = part.materialize() if cache else part
+        # Training reads the blocks in a new order each epoch (plus a local shuffle buffer).
+        out[name] = part.randomize_block_order() if name == "train" else part
+    return out
+
+
+def branch_datasets(data: str, kind: str, split: Split, cache: bool) -> dict:
+    """Rows that have the ``kind`` (audio or video) modality."""
+    ds = read_shards(data, ["trial_id", "label", f"has_{kind}", kind])
+    return split_datasets(ds.filter(expr=col(f"has_{kind}")), split, [kind], cache)
+
+
+class Embedder:
+    """Ray Data UDF: frozen branch embeddings of shard rows."""
+
+    def __init__(self, audio_uri: str, video_uri: str, features, use_gpu: bool):
+        self.device = torch.device("cuda" if use_gpu else "cpu")
+        self.audio, _ = load_model(audio_uri, expect_features=features, device=self.device)
+        self.video, _ = load_model(video_uri, expect_features=features, device=self.device)
+
+    @torch.no_grad()
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        audio = torch.as_tensor(batch["audio"]).to(self.device)
+        video = torch.as_tensor(batch["video"]).to(self.device)
+        return {"trial_id": batch["trial_id"], "label": batch["label"],
+                "audio_emb": self.audio.embed(audio).cpu().numpy(),
+                "video_emb": self.video.embed(video).cpu().numpy()}
+
+
+def fusion_datasets(data: str, split: Split, audio_uri: str, video_uri: str, features,
+                    use_gpu: bool) -> dict:
+    """Embeddings of the rows that have both modalities, computed once and cached."""
+    ds = read_shards(data, ["trial_id", "label", "has_audio", "has_video", "audio", "video"])
+    ds = ds.filter(expr=col("has_audio") & col("has_video"))
+    emb = ds.map_batches(Embedder, fn_constructor_args=(audio_uri, video_uri, features, use_gpu),
+                         batch_size=32, compute=ray.data.ActorPoolStrategy(size=1),
+                         num_cpus=1, num_gpus=1 if use_gpu else 0).materialize()
+    return split_datasets(emb, split, ["audio_emb", "video_emb"], cache=True)

@@ -1,0 +1,189 @@
+"""Ray Train end to end on a real local cluster (2 CPUs), on toy shards.
+
+The tests depend only on ``shard_dir`` (a preprocessing output folder with a manifest): any
+corpus that keeps audio blind to calm/neutral and video blind to fearful/surprised works.
+"""
+
+import json
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import ray._private.state as ray_state  # actor pids, without the dashboard's state API
+import torch
+
+from emoray import manifest, storage
+from emoray.artifact import load_model
+from emoray.train import train, train_config
+from emoray.train.splits import Split, read_metadata
+from toy_shards import AUDIO_TWINS, VIDEO_TWINS, write_toy_shards
+
+TINY = {  # small models, few epochs: the whole module runs in about two minutes on 2 CPUs
+    "workers": {"num_workers": 2},
+    "audio": {"preset": "paper", "epochs": 10, "lr": 0.003, "batch_size": 16,
+              "model": {"channels": [16, 16], "hidden": [32, 16]}},
+    "video": {"preset": "default", "epochs": 10, "lr": 0.003, "batch_size": 16,
+              "model": {"channels": [8, 8, 16]}},
+    "fusion": {"preset": "default", "epochs": 10, "lr": 0.003, "batch_size": 16},
+}
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(ray_local):
+    """The session's local Ray; Ray Train's controller polls reports every 0.2 s (not 2 s), so
+    tiny epochs are not throttled."""
+    saved = os.environ.get("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S")
+    os.environ["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] = "0.2"
+    yield ray_local
+    if saved is None:
+        os.environ.pop("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S")
+    else:
+        os.environ["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] = saved
+
+
+@pytest.fixture(scope="module")
+def shard_dir(tmp_path_factory):
+    return write_toy_shards(str(tmp_path_factory.mktemp("shards")))
+
+
+def config(shard_dir, storage, name, **extra):
+    actors = sorted(set(read_metadata(shard_dir).column("actor").to_pylist()))
+    return train_config({"name": name, "data": shard_dir, "storage": str(storage),
+                         "protocol": {"kind": "actors", "test_actors": actors[-2:],
+                                      "val_fraction": 0.2},
+                         **TINY, **extra})
+
+
+@pytest.fixture(scope="module")
+def trained(ray_cluster, shard_dir, tmp_path_factory):
+    storage = tmp_path_factory.mktemp("runs")
+    metrics = train(config(shard_dir, storage, "all"))
+    return metrics, storage / "all"
+
+
+def accuracy_without(cm, classes) -> float:
+    cm = np.asarray(cm)
+    keep = [c for c in range(8) if c not in classes]
+    return cm[keep, keep].sum() / cm[keep].sum()
+
+
+def test_each_branch_learns_what_its_modality_shows(trained):
+    metrics, _ = trained
+    audio, video = metrics["stages"]["audio"], metrics["stages"]["video"]
+    assert accuracy_without(audio["confusion"], AUDIO_TWINS) >= 0.9
+    assert accuracy_without(video["confusion"], VIDEO_TWINS) >= 0.9
+    assert min(audio["test"]["accuracy"]["mean"], video["test"]["accuracy"]["mean"]) > 0.6
+
+
+def test_fusion_beats_both_branches_and_needs_both_inputs(trained):
+    metrics, _ = trained
+    acc = {k: s["test"]["accuracy"]["mean"] for k, s in metrics["stages"].items()}
+    assert acc["fusion"] >= 0.9
+    assert acc["fusion"] > max(acc["audio"], acc["video"])
+    ablation = metrics["stages"]["fusion"]["splits"]["actors"]["ablation"]
+    # Alone, each branch confuses its twin pair (a fifth to a quarter of the trials).
+    assert ablation["no_audio"] < acc["fusion"] - 0.05
+    assert ablation["no_video"] < acc["fusion"] - 0.05
+
+
+def test_test_actors_are_unseen(trained, shard_dir):
+    _, run = trained
+    (split,) = [Split.from_dict(d) for d in json.loads((run / "splits.json").read_text())]
+    meta = read_metadata(shard_dir)
+    actor_of = dict(zip(meta.column("trial_id").to_pylist(), meta.column("actor").to_pylist()))
+    test_actors = {actor_of[i] for i in split.test}
+    assert test_actors == set(split.test_actors)
+    assert not test_actors & {actor_of[i] for i in split.train + split.val}
+    assert split.val and not set(split.val_actors) & test_actors
+
+
+def test_report_files_and_throughput(trained):
+    metrics, run = trained
+    report = run / "report"
+    assert json.loads((report / "metrics.json").read_text())["protocol"]["kind"] == "actors"
+    summary = (report / "summary.md").read_text()
+    assert "speaker-independent: test actors" in summary
+    for row in ("| Audio (1D CNN) | paper |", "| Video (3D CNN) | default |", "| Fusion |"):
+        assert row in summary
+    for kind in ("audio", "video", "fusion"):
+        for name in (f"confusion_{kind}.png", f"curves_{kind}.png"):
+            assert (report / name).read_bytes()[:4] == b"\x89PNG"
+        history = metrics["stages"][kind]["splits"]["actors"]["history"]
+        assert all(h["samples_per_s"] > 0 and 0 <= h["data_wait_share"] <= 1 for h in history)
+        assert {"train_loss", "train_acc", "val_loss", "val_acc", "val_uar"} <= set(history[0])
+
+
+def test_artifacts_label_shard_tensors_like_the_report(trained, shard_dir):
+    metrics, run = trained
+    features = manifest.feature_config(shard_dir)
+    table = pq.read_table([u for u in manifest.shard_uris(shard_dir)])
+    test_ids = set(json.loads((run / "splits.json").read_text())[0]["test"])
+    rows = table.filter(np.isin(table.column("trial_id").to_numpy(zero_copy_only=False),
+                                list(test_ids)))
+    batch = {k: torch.tensor(rows.column(k).combine_chunks().to_numpy_ndarray())
+             for k in ("audio", "video")}
+    labels = rows.column("label").to_numpy()
+    for kind in ("audio", "video", "fusion"):
+        model, info = load_model(str(run / "models" / "actors" / f"{kind}.pt"),
+                                 expect_features=features)
+        assert info.kind == kind and info.training["split"] == "actors"
+        with torch.no_grad():
+            pred = model(*(batch[k] for k in model.inputs)).argmax(1).numpy()
+        assert (pred == labels).mean() == pytest.approx(
+            metrics["stages"][kind]["test"]["accuracy"]["mean"])
+
+
+def test_fusion_alone_on_trained_branches(trained, shard_dir, tmp_path):
+    _, run = trained
+    branches = {f"{k}_model": str(run / "models" / "actors" / f"{k}.pt")
+                for k in ("audio", "video")}
+    metrics = train(config(shard_dir, tmp_path, "fusion", stages=["fusion"], **branches))
+    assert metrics["stages"]["fusion"]["test"]["accuracy"]["mean"] >= 0.9
+    with pytest.raises(ValueError, match="fusion needs branches trained on the same split"):
+        train(config(shard_dir, tmp_path, "fusion-random", stages=["fusion"], **branches,
+                     protocol={"kind": "random"}))
+
+
+def test_killed_worker_resumes_from_checkpoint_and_rerun_continues(ray_cluster, shard_dir, s3):
+    """On S3 storage: checkpoints, artifacts and the report all go through s3://."""
+    epochs = 12
+    storage_uri = f"s3://{s3.bucket}/runs-{time.time_ns()}"
+    cfg = config(shard_dir, storage_uri, "ft", stages=["audio"],
+                 audio={**TINY["audio"], "epochs": epochs})
+    checkpoints = storage.join(storage_uri, "ft", "checkpoints", "actors-audio")
+    killed = []
+
+    def kill_a_worker_after_two_checkpoints():
+        deadline = time.time() + 180
+        while time.time() < deadline and not killed:
+            if sum(f.uri.endswith("/state.pt") for f in storage.list_files(checkpoints)) >= 2:
+                pid = next(a["Pid"] for a in ray_state.actors().values()
+                           if a["ActorClassName"] == "RayTrainWorker" and a["State"] == "ALIVE")
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_a_worker_after_two_checkpoints, daemon=True)
+    killer.start()
+    run = train(cfg)["stages"]["audio"]["splits"]["actors"]
+    killer.join()
+    assert killed
+    restart = run["starts"][1]
+    assert run["starts"] == [0, restart] and 1 <= restart < epochs  # not from epoch 0
+    assert [h["epoch"] for h in run["history"]] == list(range(1, epochs + 1))
+
+    again = train(config(shard_dir, storage_uri, "ft", stages=["audio"],
+                         audio={**TINY["audio"], "epochs": epochs + 2}))
+    again = again["stages"]["audio"]["splits"]["actors"]
+    assert again["starts"] == [0, restart, epochs]  # continued after the last epoch
+    assert [h["epoch"] for h in again["history"]] == list(range(1, epochs + 3))
+    assert again["artifact"].startswith("s3://")
+    load_model(again["artifact"], expect_features=manifest.feature_config(shard_dir))
+    assert storage.exists(storage.join(storage_uri, "ft", "report", "summary.md"))
+    with pytest.raises(ValueError, match=r"other settings \(audio.lr\)"):
+        train(config(shard_dir, storage_uri, "ft", stages=["audio"],
+                     audio={**TINY["audio"], "lr": 0.01}))
