@@ -9,6 +9,7 @@ COMMANDS = {
     "synth": ("emoray.synth.cli", "write a synthetic RAVDESS-shaped corpus"),
     "preprocess": ("emoray.preprocess.cli", "media files -> Parquet shards (Ray Data)"),
     "train": ("emoray.train.cli", "train the audio, video or fusion model (Ray Train)"),
+    "label": ("emoray.label.cli", "label media with a model artifact (Ray Data batch inference)"),
 }
 
 

@@ -84,6 +84,17 @@ def read_bytes(uri: str) -> bytes:
         return f.read()
 
 
+def open_input_file(uri: str):
+    """A seekable binary file (pyarrow ``NativeFile``) for streaming reads of large files."""
+    fs, path = filesystem(uri)
+    return fs.open_input_file(path)
+
+
+def delete_file(uri: str) -> None:
+    fs, path = filesystem(uri)
+    fs.delete_file(path)
+
+
 def write_bytes(uri: str, data: bytes) -> None:
     """Write atomically: readers see the old state or the whole new file, never a part.
 

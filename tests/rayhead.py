@@ -28,7 +28,7 @@ def ray_cli() -> str:
 @contextmanager
 def ray_head(tmp: Path, num_cpus: int = 2, env: dict | None = None, timeout: float = 90):
     """Yield (dashboard address, environment for clients) of a fresh head node."""
-    gcs, dash = _free_ports(2)
+    gcs, dash, agent = _free_ports(3)  # the agent's default port clashes with any other Ray
     head_env = {**os.environ, **(env or {}), "RAY_AUTH_MODE": "token",
                 "RAY_AUTH_TOKEN": secrets.token_hex(16)}
     head_env.pop("RAY_ADDRESS", None)
@@ -39,6 +39,7 @@ def ray_head(tmp: Path, num_cpus: int = 2, env: dict | None = None, timeout: flo
     proc = subprocess.Popen(
         [ray_cli(), "start", "--head", "--block", f"--port={gcs}", "--node-ip-address=127.0.0.1",
          "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", f"--num-cpus={num_cpus}",
+         f"--dashboard-agent-listen-port={agent}",
          f"--temp-dir={temp_dir}", "--disable-usage-stats"],
         env=head_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     address = f"http://127.0.0.1:{dash}"

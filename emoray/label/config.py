@@ -1,0 +1,54 @@
+"""The labeling job's config (``jobs/configs/label.yaml``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Literal
+
+from emoray import storage
+from emoray.config import ConfigError
+from emoray.label.stage import Settings
+
+
+EXCLUDE = ("*.txt", "*.md", "*.json", "*.csv", "*.parquet")  # sidecar files, never probed
+
+
+@dataclass
+class LabelConfig:
+    model: str  # model artifact (local path or s3://); a fusion model serves all three modalities
+    input: str  # folder or s3:// prefix, searched recursively; media are recognised by content
+    output: str  # folder or s3:// prefix for labels/ and errors/ parts
+    window_s: float = 3.0  # window length for recordings longer than clip_max_s
+    hop_s: float = 3.0  # distance between window starts (< window_s: overlapping windows)
+    clip_max_s: float = 6.0  # up to this long: one label on the training feature path
+    silence_dbfs: float = -60.0  # audio peaking below this counts as no audio
+    exclude: list[str] = field(default_factory=lambda: list(EXCLUDE))  # file-name globs to skip
+    files_per_part: int = 32  # files per committed part (one prepare task each)
+    batch_size: int = 32  # clips / windows per model call
+    concurrency: int = 1  # model actors
+    use_gpu: bool | Literal["auto"] = "auto"  # auto: one GPU per model actor when there are GPUs
+    model_cpus: float | Literal["auto"] = "auto"  # per model actor; auto: 1 with a GPU, else 0
+    prepare_cpus: float = 1.0  # CPUs each decode/feature task reserves
+    in_memory_mb: float = 64.0  # files up to this size are read whole, larger ones streamed
+
+    def validate(self) -> None:
+        for name in ("model", "input", "output"):
+            uri = getattr(self, name)
+            if not uri:
+                raise ConfigError(f"{name}: required")
+            if "://" in uri and not storage.is_s3(uri):
+                raise ConfigError(f"{name}: {uri!r} must be a local path or an s3:// URI")
+        positive = ("window_s", "hop_s", "files_per_part", "batch_size", "concurrency",
+                    "prepare_cpus", "in_memory_mb")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name}: must be > 0, got {getattr(self, name)}")
+        if self.model_cpus != "auto" and self.model_cpus < 0:
+            raise ConfigError(f"model_cpus: must be >= 0, got {self.model_cpus}")
+        if self.clip_max_s < self.window_s:
+            raise ConfigError(f"clip_max_s: must be >= window_s ({self.window_s}), "
+                              f"got {self.clip_max_s}")
+
+    def settings(self) -> Settings:
+        return Settings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Settings)})

@@ -1,0 +1,185 @@
+"""Labeling stages without Ray: the training feature path for clips, routing by content, windows
+of long files, and committing parts exactly once."""
+
+import os
+import random
+
+import av
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from emoray import storage
+from emoray.features.audio import audio_clip_features
+from emoray.features.config import preset
+from emoray.features.video import video_features
+from emoray.label.parts import Assembler, Done, plan_parts, recover, write_part
+from emoray.label.stage import Settings, file_rows, label_file, predict, prepare_file
+from emoray.models import (AudioNet, AudioNetConfig, FusionHead, FusionNet, FusionNetConfig,
+                           VideoNet, VideoNetConfig)
+from emoray.ravdess import EMOTIONS
+from media import tone, write_video
+from test_label_media import concat_av, write_av
+
+FEATURES = preset("default")
+SETTINGS = Settings()
+
+
+@pytest.fixture(scope="module")
+def model() -> FusionNet:
+    torch.manual_seed(0)
+    audio = AudioNet(AudioNetConfig(channels=(8,), readout="stats", hidden=(8,)),
+                     FEATURES.audio.shape)
+    video = VideoNet(VideoNetConfig(channels=(4,), padding="same", readout="mean", hidden=(8,)),
+                     FEATURES.video.shape)
+    return FusionNet(audio, video, FusionHead(FusionNetConfig(hidden=(8,)), 8, 8)).eval()
+
+
+def gray_frames(path) -> np.ndarray:
+    with av.open(str(path)) as c:
+        return np.stack([f.to_ndarray(format="gray") for f in c.decode(video=0)])
+
+
+@pytest.fixture(scope="module")
+def files(synth_corpus, tmp_path_factory):
+    """Synthetic files plus: a video with a silent AAC track (as RAVDESS video-only files), a
+    face-less video with speech, a face-less video alone, a long full-AV recording."""
+    d = tmp_path_factory.mktemp("label-stage")
+    av_clip = next(synth_corpus.rglob("01-*.mp4"))
+    face = gray_frames(next(synth_corpus.rglob("02-*.mp4")))
+    plain = np.tile(np.linspace(40, 200, 96, dtype=np.uint8)[None, None], (90, 54, 1))
+    return {
+        "av": av_clip,
+        "wav": next(synth_corpus.rglob("03-*.wav")),
+        "silent_track": write_av(d / "silent.mp4", face, np.zeros(48000 * 3, np.float32)),
+        "no_face_speech": write_av(d / "noface.mp4", plain, tone(3.0, 48000)),
+        "no_face_alone": write_video(d / "plain.mp4", plain),
+        "long": concat_av(sorted(synth_corpus.rglob("01-*.mp4"))[:4], d / "long recording.mp4"),
+    }
+
+
+def prepare(path, kind="fusion", settings=SETTINGS):
+    return list(prepare_file(str(path), os.path.getsize(path), kind, FEATURES, settings))
+
+
+def test_a_clip_takes_exactly_the_training_feature_path(files):
+    (item,) = prepare(files["av"])
+    assert (item["kind"], item["modality"], item["face_detected"]) == ("clip", "fusion", True)
+    path = str(files["av"])
+    np.testing.assert_array_equal(item["audio"], audio_clip_features(path, FEATURES.audio)[0])
+    np.testing.assert_array_equal(item["video"], video_features(path, FEATURES.video)[0])
+    assert item["window_start_s"] is None and len(item["sha256"]) == 64
+
+
+@pytest.mark.parametrize("name, kind, modality, has_audio, has_video, face", [
+    ("wav", "fusion", "audio", True, False, None),
+    ("silent_track", "fusion", "video", False, True, True),
+    ("no_face_speech", "fusion", "audio", True, True, False),
+    ("no_face_alone", "fusion", "video", False, True, False),
+    ("av", "audio", "audio", True, True, None),
+    ("av", "video", "video", False, True, True),
+])
+def test_routing(files, name, kind, modality, has_audio, has_video, face):
+    (item,) = prepare(files[name], kind)
+    assert item["kind"] == "clip"
+    assert (item["modality"], item["has_audio"], item["has_video"], item["face_detected"]) == \
+        (modality, has_audio, has_video, face)
+    assert (item["audio"] is not None) == (modality in ("audio", "fusion"))
+    assert (item["video"] is not None) == (modality in ("video", "fusion"))
+
+
+@pytest.mark.parametrize("name, kind, reason", [
+    ("silent_track", "audio", "nothing the audio model can label (silent audio)"),
+    ("wav", "video", "no video stream, and the model is a video model"),
+    ("no_face_alone", "audio", "no audio stream, and the model is an audio model"),
+])
+def test_what_the_model_cannot_label_is_an_error(files, name, kind, reason):
+    (item,) = prepare(files[name], kind)
+    assert (item["kind"], item["stage"], item["reason"]) == ("error", "route", reason)
+
+
+def test_long_recording_is_labelled_in_windows_plus_their_mean(files, model):
+    path = files["long"]
+    rows, errors = label_file(str(path), os.path.getsize(path), model, "fusion", FEATURES,
+                              Settings(hop_s=2.0), EMOTIONS)
+    assert not errors
+    file_row, windows = rows[0], rows[1:]
+    duration = file_row["duration_s"]
+    assert duration > 12 and file_row["window_start_s"] is None
+    assert [w["window_start_s"] for w in windows][:3] == [0.0, 2.0, 4.0]
+    assert windows[-1]["window_end_s"] == pytest.approx(duration)
+    assert all(w["modality"] == "fusion" and w["face_detected"] for w in windows)
+    probs = np.array([[w[f"p_{e}"] for e in EMOTIONS] for w in windows])
+    mean = probs.mean(axis=0)
+    assert [file_row[f"p_{e}"] for e in EMOTIONS] == pytest.approx(mean.tolist(), abs=1e-6)
+    assert file_row["label"] == EMOTIONS[int(mean.argmax())]
+
+
+def test_predict_uses_the_fusion_models_branches(files, model):
+    items = [prepare(files[n])[0] for n in ("av", "wav", "silent_track")]
+    probs = predict(model, "fusion", [it["modality"] for it in items],
+                    [it["audio"] for it in items], [it["video"] for it in items])
+    with torch.no_grad():
+        a = torch.from_numpy(items[1]["audio"][None])
+        v = torch.from_numpy(items[2]["video"][None])
+        expected = [torch.softmax(model.audio(a), 1)[0], torch.softmax(model.video(v), 1)[0]]
+    np.testing.assert_allclose(probs[1:], torch.stack(expected).numpy(), rtol=1e-5, atol=1e-6)
+    assert probs.sum(axis=1) == pytest.approx([1, 1, 1], abs=1e-5)
+
+
+def _predicted(path, part, model, settings=SETTINGS):
+    items = prepare(path, settings=settings)
+    probs = predict(model, "fusion", [it["modality"] for it in items],
+                    [it["audio"] for it in items], [it["video"] for it in items])
+    return [{**it, "part": part, "audio": None, "video": None,
+             "probs": None if np.isnan(p).any() else p.tolist()} for it, p in zip(items, probs)]
+
+
+def test_assembler_commits_a_part_when_all_its_rows_arrived(files, model, tmp_path):
+    long, wav = str(files["long"]), str(files["wav"])
+    entries = [storage.FileEntry(u, os.path.getsize(u)) for u in (long, wav)]
+    entries.append(storage.FileEntry("/nowhere.wav", 10))
+    p1, p2 = plan_parts(entries, 2, {"model_id": "m"})
+    assert p1.uris == ("/nowhere.wav", long) and p2.uris == (wav,)
+    rows = _predicted(long, p1.name, model) + _predicted(wav, p2.name, model)
+    rows += [dict(r, part=p1.name) for r in
+             prepare_file("/nowhere.wav", 10, "fusion", FEATURES, SETTINGS)]
+    assert rows[-1]["kind"] == "error"
+    random.Random(0).shuffle(rows)
+    asm = Assembler([p1, p2], str(tmp_path), EMOTIONS, "m", {"model_id": "m"})
+    for i in range(0, len(rows), 3):
+        asm.add(rows[i:i + 3])
+    assert not asm.pending and sorted(c[0] for c in asm.committed) == sorted([p1.name, p2.name])
+    labels = pq.read_table(tmp_path / "labels" / f"{p1.name}.parquet")
+    errors = pq.read_table(tmp_path / "errors" / f"{p1.name}.parquet")
+    assert set(labels.column("uri").to_pylist()) == {long}
+    assert labels.column("window_start_s").to_pylist()[0] is None  # the file row first
+    assert errors.select(["uri", "stage"]).to_pylist() == [{"uri": "/nowhere.wav", "stage": "read"}]
+    assert not (tmp_path / "errors" / f"{p2.name}.parquet").exists()
+
+
+def test_a_file_that_fails_midway_leaves_no_label_rows(files, model):
+    rows = _predicted(files["long"], "p", model)
+    windows = [r for r in rows if r["kind"] == "window"][:3]
+    failed = windows + [{**rows[-1], "kind": "error", "n_windows": 3, "stage": "decode",
+                         "reason": "truncated"}]
+    labels, errors = file_rows(failed, EMOTIONS)
+    assert labels == [] and [(e["stage"], e["reason"]) for e in errors] == [("decode", "truncated")]
+
+
+def test_recover_drops_uncommitted_batches_and_reads_committed_ones(tmp_path):
+    out = str(tmp_path)
+    settings = {"model_id": "m", "window_s": 3.0}
+    row = {"uri": "/a.wav", "window_start_s": None}
+    write_part(out, "part-done", [row], [{"uri": "/b.wav", "stage": "probe", "reason": "x",
+                                         "size_bytes": 1}], "m", settings)
+    write_part(out, "part-killed", [], [{"uri": "/c.wav", "stage": "probe", "reason": "x",
+                                         "size_bytes": 1}], "m", settings)
+    os.remove(tmp_path / "labels" / "part-killed.parquet")  # killed between its two writes
+    (tmp_path / "labels" / "part-x.parquet.tmp-1234abcd").write_bytes(b"half")
+    done = recover(out)
+    assert done.uris == {"/a.wav", "/b.wav"} and done.settings == settings
+    assert sorted(os.listdir(tmp_path / "errors")) == ["part-done.parquet"]
+    assert sorted(os.listdir(tmp_path / "labels")) == ["part-done.parquet"]
+    assert recover(str(tmp_path / "fresh")) == Done()
