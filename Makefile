@@ -24,6 +24,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/preprocess.py
+	$(BIN)/python -m benchmarks.label --rounds 2
 
 clean:
 	rm -rf $(VENV) demo

@@ -1,5 +1,6 @@
 """``make demo``: the whole pipeline on a small synthetic corpus and a local Ray:
-synthesize -> preprocess -> train audio, video and fusion (briefly) -> report."""
+synthesize -> preprocess -> train audio, video and fusion (briefly) -> report -> label an
+archive (a held-out synthetic actor's audio-only, video-only and full-AV files)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import os
 import sys
 from pathlib import Path
 
+from emoray.config import build, load_yaml
+from emoray.label.config import LabelConfig
+from emoray.label.job import run_label
 from emoray.preprocess.job import PreprocessConfig, run_preprocess
 from emoray.raycluster import init_ray
 from emoray.synth.corpus import synthesize_corpus
@@ -35,9 +39,15 @@ def main() -> int:
         return 1
     train(load_train_config("jobs/configs/train_all.yaml", TRAIN_OVERRIDES))
     run = DEMO / "runs" / "demo"
+    archive = DEMO / "archive"
+    synthesize_corpus(archive, actors=(5,), seed=1, modalities=("audio", "video", "av"),
+                      emotions=(1, 4, 5, 8), width=640, height=360, stills_dir=stills_dir())
+    run_label(build(LabelConfig, load_yaml("jobs/configs/label.yaml", [
+        f"model={run / 'models' / 'random' / 'fusion.pt'}", f"input={archive}",
+        f"output={DEMO / 'labels'}"])))
     print(f"\nemoray demo: done.\n  shards:  {DEMO / 'shards'}\n"
           f"  report:  {run / 'report' / 'summary.md'} (plots beside it)\n"
-          f"  models:  {run / 'models'}")
+          f"  models:  {run / 'models'}\n  labels:  {DEMO / 'labels' / 'labels'}")
     return 0
 
 
