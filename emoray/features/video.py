@@ -67,7 +67,7 @@ def sample_frames_y(src, cfg: VideoFeatureConfig) -> tuple[np.ndarray, float]:
         for k, frame in _pick(decoded_frames(stream, times[-1]), times):
             if out is None:
                 out = np.empty((len(times), frame.height, frame.width), dtype=np.uint8)
-            _copy_y(frame, out[k])
+            copy_y(frame, out[k])
         return out, frame_rate(stream)
 
 
@@ -230,7 +230,7 @@ def _cascade() -> cv2.CascadeClassifier:
     return cascade
 
 
-def _copy_y(frame: av.VideoFrame, dst: np.ndarray) -> None:
+def copy_y(frame: av.VideoFrame, dst: np.ndarray) -> None:
     """Copy the frame's grayscale image into ``dst``: its Y plane, minus the line padding."""
     if frame.format.name not in _LUMA_FORMATS:
         frame = frame.reformat(format="gray")

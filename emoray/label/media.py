@@ -21,7 +21,7 @@ import numpy as np
 from emoray import storage
 from emoray.errors import MediaError
 from emoray.features.config import VideoFeatureConfig
-from emoray.features.video import (_copy_y, centre_box, crop_faces, decoded_frames, face_box,
+from emoray.features.video import (copy_y, centre_box, crop_faces, decoded_frames, face_box,
                                    frame_rate, open_video)
 from emoray.label.redact import redact
 
@@ -192,7 +192,7 @@ def video_windows(src, cfg: VideoFeatureConfig, starts: Sequence[float],
 def _store(buffers: dict[int, np.ndarray], k: int, i: int, frame, cfg: VideoFeatureConfig) -> None:
     if k not in buffers:
         buffers[k] = np.empty((cfg.frames, frame.height, frame.width), dtype=np.uint8)
-    _copy_y(frame, buffers[k][i])
+    copy_y(frame, buffers[k][i])
 
 
 def _crop(frames_y: np.ndarray, cfg: VideoFeatureConfig) -> tuple[np.ndarray, bool]:
