@@ -10,6 +10,8 @@ COMMANDS = {
     "preprocess": ("emoray.preprocess.cli", "media files -> Parquet shards (Ray Data)"),
     "train": ("emoray.train.cli", "train the audio, video or fusion model (Ray Train)"),
     "label": ("emoray.label.cli", "label media with a model artifact (Ray Data batch inference)"),
+    "pipeline": ("emoray.pipeline.cli", "preprocess -> train -> label in one job"),
+    "evaluate": ("emoray.evaluate.cli", "score a model on RAVDESS-named files (labels from names)"),
 }
 
 

@@ -1,4 +1,5 @@
-"""Connecting to Ray: the cluster in ``RAY_ADDRESS`` (set by ``ray job submit``) or a local one."""
+"""Connecting to Ray (the cluster in ``RAY_ADDRESS``, set by ``ray job submit``, or a local
+one) and placing work on the nodes meant for it."""
 
 from __future__ import annotations
 
@@ -16,3 +17,10 @@ def init_ray(num_cpus: int | None = None) -> None:
     else:
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False)
     ray.data.DataContext.get_current().enable_progress_bars = True
+
+
+def pinned(resource: str | None) -> dict:
+    """Ray options that keep a task or actor on the nodes advertising the custom ``resource``
+    (cluster.yaml: ``emoray_cpu`` on CPU workers). It asks for a tiny share, so the resource
+    never limits how many run there; CPUs and GPUs do."""
+    return {"resources": {resource: 0.001}} if resource else {}

@@ -30,6 +30,9 @@ class LabelConfig:
     use_gpu: bool | Literal["auto"] = "auto"  # auto: one GPU per model actor when there are GPUs
     model_cpus: float | Literal["auto"] = "auto"  # per model actor; auto: 1 with a GPU, else 0
     prepare_cpus: float = 1.0  # CPUs each decode/feature task reserves
+    node_resource: str | None = None  # custom resource of the nodes that decode (cluster.yaml:
+    #                                   emoray_cpu), keeping decoding off the GPU nodes
+    model_resource: str | None = None  # custom resource of the nodes that run the model actors
     in_memory_mb: float = 64.0  # files up to this size are read whole, larger ones streamed
 
     def validate(self) -> None:

@@ -30,12 +30,14 @@ from emoray.label.parts import Assembler, Part, plan_parts, recover
 from emoray.label.schema import ITEMS_SCHEMA, item_row, predicted_table, tensors
 from emoray.label.stage import Settings, predict, prepare_file
 from emoray.ravdess import EMOTIONS
+from emoray.raycluster import pinned
 
 _BLOCK_BYTES = 16 << 20  # a long recording's windows leave its task in blocks of this size
 
 
-def run_label(cfg: LabelConfig) -> dict:
-    """Label every file under ``cfg.input`` not yet in ``cfg.output``; returns a summary."""
+def run_label(cfg: LabelConfig, files: list[storage.FileEntry] | None = None) -> dict:
+    """Label every file under ``cfg.input`` (or only ``files``, entries of that listing) not
+    yet in ``cfg.output``; returns a summary."""
     start = time.perf_counter()
     model_id = hashlib.sha256(storage.read_bytes(cfg.model)).hexdigest()[:16]
     _, info = load_model(cfg.model)
@@ -46,7 +48,8 @@ def run_label(cfg: LabelConfig) -> dict:
     if done.settings is not None and done.settings != identity:
         raise ValueError(f"{cfg.output} holds labels of another model or other settings "
                          f"({done.settings}); label into a new output")
-    files = [f for f in storage.list_files(cfg.input) if _wanted(f.uri, cfg)]
+    listed = storage.list_files(cfg.input) if files is None else files
+    files = [f for f in listed if _wanted(f.uri, cfg)]
     pending = [f for f in files if f.uri not in done.uris]
     parts = plan_parts(pending, cfg.files_per_part, identity)
     print(f"emoray label: {len(files)} files, {len(files) - len(pending)} already labelled, "
@@ -85,7 +88,7 @@ def prepare_dataset(parts: list[Part], cfg: LabelConfig, kind: str,
     files = [{"part": p.name, "uri": u, "size": s} for p in parts for u, s in zip(p.uris, p.sizes)]
     ds = ray.data.from_items(files, override_num_blocks=len(parts))
     ds.context.target_max_block_size = _BLOCK_BYTES  # this dataset's own context
-    return ds.flat_map(prepare_rows, num_cpus=cfg.prepare_cpus,
+    return ds.flat_map(prepare_rows, num_cpus=cfg.prepare_cpus, **pinned(cfg.node_resource),
                        fn_kwargs={"kind": kind, "features": features.to_dict(),
                                   "settings": dataclasses.asdict(cfg.settings()),
                                   "in_memory_bytes": int(cfg.in_memory_mb * 2**20)})
@@ -109,6 +112,7 @@ def label_dataset(parts: list[Part], cfg: LabelConfig, kind: str,
     return ds.map_batches(Predictor, batch_size=cfg.batch_size, batch_format="pyarrow",
                           compute=ray.data.ActorPoolStrategy(size=cfg.concurrency),
                           num_cpus=model_cpus, num_gpus=1 if use_gpu else 0,
+                          **pinned(cfg.model_resource),
                           fn_constructor_kwargs={"model_uri": cfg.model, "use_gpu": use_gpu,
                                                  "threads": max(1, int(model_cpus))})
 

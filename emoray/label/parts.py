@@ -79,14 +79,26 @@ def recover(output: str) -> Done:
     return Done(uris, settings)
 
 
+def read_output(output: str) -> tuple[pa.Table, pa.Table]:
+    """(labels, errors): the rows of an output's committed parts."""
+    labels = _parts(storage.join(output, LABELS_DIR))
+    errors = _parts(storage.join(output, ERRORS_DIR))
+    return (_read(list(labels.values()), LABELS_SCHEMA),
+            _read([errors[n] for n in labels if n in errors], ERRORS_SCHEMA))
+
+
 def _uris(parts: list[str]) -> set[str]:
-    """The ``uri`` column of Parquet ``parts`` (read in parallel)."""
+    """The ``uri`` column of Parquet ``parts``."""
+    return set(_read(parts, ERRORS_SCHEMA, ["uri"]).column("uri").to_pylist())
+
+
+def _read(parts: list[str], schema: pa.Schema, columns: list[str] | None = None) -> pa.Table:
+    """Parquet ``parts`` as one table (read in parallel)."""
     if not parts:
-        return set()
+        return schema.empty_table().select(columns or schema.names)
     fs, _ = storage.filesystem(parts[0])
     paths = [storage.filesystem(p)[1] for p in parts]
-    return set(pads.dataset(paths, filesystem=fs, format="parquet").to_table(columns=["uri"])
-               .column("uri").to_pylist())
+    return pads.dataset(paths, filesystem=fs, format="parquet").to_table(columns=columns)
 
 
 def _parts(prefix: str) -> dict[str, str]:

@@ -22,6 +22,7 @@ from emoray.config import ConfigError
 from emoray.features.config import FeatureConfig, preset
 from emoray.manifest import write_manifest
 from emoray.preprocess.stage import ShardReport, ShardSpec, plan_shards, write_shard
+from emoray.raycluster import pinned
 from emoray.shards import ERRORS_SCHEMA
 
 ERRORS_PATH = "errors.parquet"
@@ -109,9 +110,8 @@ def _run_shards(specs: list[ShardSpec], features: FeatureConfig,
                 cfg: PreprocessConfig) -> list[ShardReport]:
     ds = ray.data.from_items([{"name": s.name, "trials": s.trials} for s in specs],
                              override_num_blocks=len(specs))
-    placement = {"resources": {cfg.node_resource: 0.001}} if cfg.node_resource else {}
     ds = ds.map(_shard_task, fn_kwargs={"cfg": features.to_dict(), "output": cfg.output},
-                num_cpus=cfg.num_cpus, **placement)
+                num_cpus=cfg.num_cpus, **pinned(cfg.node_resource))
     rows = sorted(ds.take_all(), key=lambda r: r["path"])
     return [ShardReport(**r) for r in rows]
 

@@ -1,0 +1,43 @@
+"""``emoray evaluate``: accuracy, UAR, macro-F1 and the confusion matrix of a model artifact on
+a folder (or s3:// prefix) of RAVDESS-named files; the true emotions come from the names."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+
+from emoray.config import ConfigError, build, load_yaml
+from emoray.evaluate.run import evaluate
+from emoray.evaluate.score import format_report
+from emoray.label.config import LabelConfig
+from emoray.label.redact import redact
+from emoray.raycluster import init_ray
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="emoray evaluate", description=__doc__)
+    p.add_argument("--model", required=True, help="model artifact, local path or s3://")
+    p.add_argument("--data", required=True, help="folder or s3:// prefix of RAVDESS-named files")
+    p.add_argument("--output", help="folder or s3:// prefix for the labels and evaluation.json "
+                                    "(default: a temporary folder)")
+    p.add_argument("--num-cpus", type=int, help="CPUs of a local Ray (ignored on a cluster)")
+    p.add_argument("overrides", nargs="*", help="labeling settings, key=value "
+                                                "(jobs/configs/label.yaml fields)")
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="emoray-evaluate-") as tmp:
+        try:
+            cfg = build(LabelConfig, {**load_yaml(None, args.overrides), "model": args.model,
+                                      "input": args.data, "output": args.output or tmp})
+        except ConfigError as e:
+            print(f"emoray evaluate: config error: {e}", file=sys.stderr)
+            return 2
+        init_ray(args.num_cpus)
+        try:
+            result = evaluate(cfg)
+        except Exception as e:  # noqa: BLE001 - report without leaking credentials
+            print(f"emoray evaluate: failed: {redact(f'{type(e).__name__}: {e}')}",
+                  file=sys.stderr)
+            return 1
+    print(format_report(result))
+    return 0 if result["n"] else 1

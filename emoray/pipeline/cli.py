@@ -1,0 +1,33 @@
+"""``emoray pipeline``: preprocess -> train -> label as one job, from one config file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from emoray.config import ConfigError
+from emoray.pipeline.config import load_pipeline_config
+from emoray.pipeline.run import run_pipeline
+from emoray.raycluster import init_ray
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="emoray pipeline", description=__doc__)
+    p.add_argument("--config", required=True, help="YAML config (jobs/configs/pipeline.yaml)")
+    p.add_argument("--num-cpus", type=int, help="CPUs of a local Ray (ignored on a cluster)")
+    p.add_argument("overrides", nargs="*", help="config overrides, section.key=value "
+                                                "(e.g. preprocess.input=s3://b/in "
+                                                "train.audio.epochs=5)")
+    args = p.parse_args(argv)
+    try:
+        cfg = load_pipeline_config(args.config, args.overrides)
+    except ConfigError as e:
+        print(f"emoray pipeline: config error: {e}", file=sys.stderr)
+        return 2
+    init_ray(args.num_cpus)
+    out = run_pipeline(cfg)
+    accuracy = ", ".join(f"{k} {100 * a:.2f}%" for k, a in out["test_accuracy"].items())
+    print(f"emoray pipeline: done.\n  shards:  {out['shards']} ({out['clips']} clips)\n"
+          f"  report:  {out['report']} (test accuracy: {accuracy})\n  model:   {out['model']}\n"
+          f"  labels:  {out['labels']} ({out['labelled']} files, {out['label_errors']} errors)")
+    return 0
