@@ -1,0 +1,106 @@
+"""``emoray evaluate`` on the session's local Ray: an audio model trained here on the synthetic
+corpus, scored on a held-out synthetic actor and (when present) on real RAVDESS speech, against
+predictions computed here on the training feature path."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from emoray.artifact import save_model
+from emoray.evaluate import cli as evaluate_cli
+from emoray.evaluate import evaluate
+from emoray.features.audio import audio_clip_features
+from emoray.features.config import preset
+from emoray.label.config import LabelConfig
+from emoray.models import AudioNet, AudioNetConfig
+from emoray.ravdess import parse_name
+from emoray.synth.corpus import synthesize_corpus
+from emoray.train.metrics import confusion
+from test_label_job import _fit
+
+FEATURES = preset("default")
+
+
+@pytest.fixture(scope="module")
+def audio_model(synth_corpus, tmp_path_factory):
+    """(artifact path, net): a small audio CNN fitted to the corpus's actors 1 and 2."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    wavs = sorted(synth_corpus.rglob("03-*.wav"))
+    x = np.stack([audio_clip_features(str(p), FEATURES.audio)[0] for p in wavs])
+    y = np.array([parse_name(p.name).label for p in wavs])
+    torch.manual_seed(0)
+    net = _fit(AudioNet(AudioNetConfig(channels=(32, 32), batchnorm=True, utterance_norm=True,
+                                       readout="stats", hidden=(32,)), FEATURES.audio.shape),
+               [x], y, 40, 3e-3)
+    torch.set_num_threads(threads)
+    path = tmp_path_factory.mktemp("model") / "audio.pt"
+    save_model(str(path), net, FEATURES)
+    return str(path), net
+
+
+def expected_confusion(net, paths: list[Path]) -> list[list[int]]:
+    """The confusion matrix computed here: training features of each file, the net, argmax."""
+    x = np.stack([audio_clip_features(str(p), FEATURES.audio)[0] for p in paths])
+    with torch.no_grad():
+        predicted = net(torch.from_numpy(x)).argmax(1).numpy()
+    return confusion([parse_name(p.name).label for p in paths], predicted).tolist()
+
+
+@pytest.fixture(scope="module")
+def held_out(synth_corpus, tmp_path_factory) -> Path:
+    """Actor 3's audio (never trained on), a broken file and a video-only file with RAVDESS
+    names, and a file without one."""
+    root = tmp_path_factory.mktemp("held-out")
+    synthesize_corpus(root, actors=(3,), seed=0, modalities=("audio",), repetitions=(1,))
+    (root / "03-01-05-01-01-02-03.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt broken")
+    shutil.copy(next(synth_corpus.rglob("02-*.mp4")), root)
+    shutil.copy(next(synth_corpus.rglob("03-*.wav")), root / "memo.wav")
+    (root / "notes.txt").write_text("not media")
+    return root
+
+
+def test_evaluate_scores_files_against_their_names(ray_local, audio_model, held_out, tmp_path,
+                                                    capsys):
+    model, net = audio_model
+    out = tmp_path / "eval"
+    rc = evaluate_cli.main(["--model", model, "--data", str(held_out), "--output", str(out)])
+    assert rc == 0
+    result = json.loads((out / "evaluation.json").read_text())
+    wavs = sorted((held_out / "Actor_03").glob("03-*.wav"))
+    assert result["n"] == len(wavs) == 30
+    assert result["confusion"] == expected_confusion(net, wavs)
+    assert result["accuracy"] > 0.3  # chance is 1/8: the model learned, and evaluate sees it
+    assert result["by_modality"] == {"audio": {k: result[k] for k in
+                                               ("n", "accuracy", "uar", "macro_f1")}}
+    failed = {Path(e["uri"]).name: e["stage"] for e in result["errors"]}
+    video_only = next(held_out.glob("02-*.mp4")).name  # nothing an audio model can label
+    assert failed == {"03-01-05-01-01-02-03.wav": "probe", video_only: "route"}
+    assert [Path(u["uri"]).name for u in result["unnamed"]] == ["memo.wav"]
+    printed = capsys.readouterr().out
+    assert f"accuracy {100 * result['accuracy']:.2f}%" in printed
+    assert f"macro-F1 {100 * result['macro_f1']:.2f}%" in printed
+    assert "03-01-05-01-01-02-03.wav" in printed and "memo.wav" in printed
+    row = next(line for line in printed.splitlines() if line.strip().startswith("angry"))
+    assert [int(v) for v in row.split()[1:]] == result["confusion"][4]
+
+
+def test_real_flac_and_wav_files_are_scored(ray_local, audio_model, data_dir, tmp_path):
+    """The same eight real trials as 16 kHz FLAC and as the original 48 kHz WAV."""
+    model, net = audio_model
+    names = sorted(p.stem for p in (data_dir / "ravdess-speech-48k" / "Actor_01").glob("*.wav"))
+    names = names[::8][:8]
+    for sub, ext, rate in (("flac", "flac", "16k"), ("wav", "wav", "48k")):
+        (tmp_path / "data" / sub).mkdir(parents=True)
+        for n in names:
+            shutil.copy(data_dir / f"ravdess-speech-{rate}" / "Actor_01" / f"{n}.{ext}",
+                        tmp_path / "data" / sub)
+    result = evaluate(LabelConfig(model=model, input=str(tmp_path / "data"),
+                                  output=str(tmp_path / "eval")))
+    assert result["n"] == 16 and not result["errors"] and not result["unnamed"]
+    paths = sorted((tmp_path / "data").rglob("03-*"))
+    assert result["confusion"] == expected_confusion(net, paths)
