@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from emoray import storage
+
 T = TypeVar("T")
 
 
@@ -64,8 +66,28 @@ def build(cls: type[T], data: dict, where: str = "") -> T:
     obj = cls(**kwargs)
     check = getattr(obj, "validate", None)
     if check:
-        check()
+        try:
+            check()
+        except ConfigError as e:  # name the field from the top: "audio.epochs", not "epochs"
+            if where and not str(e).startswith(where):
+                raise ConfigError(f"{where}.{e}") from None
+            raise
     return obj
+
+
+def check_uri(field: str, uri: str) -> None:
+    """A location field: a local path or ``s3://bucket/prefix``, without credentials or ``..``
+    in S3 keys (``storage.check_uri``)."""
+    try:
+        storage.check_uri(uri)
+    except ValueError as e:
+        raise ConfigError(f"{field}: {e}") from None
+
+
+def check_name(field: str, name: str) -> None:
+    """A name that becomes one path segment under an output: no ``/``, not ``.`` or ``..``."""
+    if not name or "/" in name or "\\" in name or name in (".", ".."):
+        raise ConfigError(f"{field}: {name!r} must be a single folder name (no '/', not '..')")
 
 
 def _coerce(tp: Any, value: Any, path: str) -> Any:
@@ -74,15 +96,15 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        errors = []
         for a in args:
             if a is type(None):
                 continue
             try:
                 return _coerce(a, value, path)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0] if errors else f"{path}: unexpected {value!r}")
+            except ConfigError:
+                continue
+        allowed = " or ".join(_describe(a) for a in args)
+        raise ConfigError(f"{path}: expected {allowed}, got {value!r}")
     if origin is typing.Literal:
         allowed = typing.get_args(tp)
         if value not in allowed:
@@ -108,3 +130,17 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
                                           (tp is int and isinstance(value, bool))):
         raise ConfigError(f"{path}: expected {tp.__name__}, got {value!r}")
     return value
+
+
+def _describe(tp: Any) -> str:
+    """What a type allows, for messages: ``bool``, ``one of ['auto']``, ``null``..."""
+    if tp is type(None):
+        return "null"
+    origin = typing.get_origin(tp)
+    if origin is typing.Literal:
+        return f"one of {list(typing.get_args(tp))}"
+    if origin in (list, tuple):
+        return "a list"
+    if origin is dict or tp is dict or dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return getattr(tp, "__name__", str(tp))

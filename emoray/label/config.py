@@ -6,8 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
-from emoray import storage
-from emoray.config import ConfigError
+from emoray.config import ConfigError, check_uri
 from emoray.label.stage import Settings
 
 
@@ -40,8 +39,7 @@ class LabelConfig:
             uri = getattr(self, name)
             if not uri:
                 raise ConfigError(f"{name}: required")
-            if "://" in uri and not storage.is_s3(uri):
-                raise ConfigError(f"{name}: {uri!r} must be a local path or an s3:// URI")
+            check_uri(name, uri)
         positive = ("window_s", "hop_s", "files_per_part", "batch_size", "concurrency",
                     "prepare_cpus", "in_memory_mb")
         for name in positive:

@@ -18,7 +18,7 @@ import ray
 import emoray
 from emoray import storage
 from emoray.catalog import build_catalog, find_duplicates
-from emoray.config import ConfigError
+from emoray.config import ConfigError, check_uri
 from emoray.features.config import FeatureConfig, preset
 from emoray.manifest import write_manifest
 from emoray.preprocess.stage import ShardReport, ShardSpec, plan_shards, write_shard
@@ -45,9 +45,7 @@ class PreprocessConfig:
         if self.num_cpus <= 0:
             raise ConfigError(f"num_cpus: must be > 0, got {self.num_cpus}")
         for name in ("input", "output"):
-            uri = getattr(self, name)
-            if "://" in uri and not storage.is_s3(uri):
-                raise ConfigError(f"{name}: {uri!r} must be a local path or an s3:// URI")
+            check_uri(name, getattr(self, name))
         try:
             self.feature_config()
         except ValueError as e:

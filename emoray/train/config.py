@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from emoray.config import ConfigError, build, load_yaml
+from emoray.config import ConfigError, build, check_name, check_uri, load_yaml
 from emoray.models.config import model_config
 
 STAGES = ("audio", "video", "fusion")
@@ -101,6 +101,10 @@ class TrainConfig:
     seed: int = 0  # model initialisation and shuffling
 
     def validate(self) -> None:
+        check_name("name", self.name)
+        for name in ("data", "storage", "audio_model", "video_model"):
+            if getattr(self, name) is not None:
+                check_uri(name, getattr(self, name))
         if not self.stages or len(set(self.stages)) != len(self.stages):
             raise ConfigError("stages: a non-empty list of distinct stages "
                               f"from {list(STAGES)}")
