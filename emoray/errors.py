@@ -11,3 +11,9 @@ class MediaError(Exception):
 
     def __reduce__(self):  # picklable, so it survives crossing a Ray task boundary
         return (MediaError, (self.stage, self.reason))
+
+
+def too_long(stage: str, length: str, max_s: float) -> MediaError:
+    """The error for a clip over ``max_s`` seconds (``length`` says by how much)."""
+    return MediaError(stage, f"{length} long; clips longer than {max_s:g} s are refused "
+                             "(`emoray label` labels long recordings in windows)")

@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 
 from emoray.errors import MediaError
-from emoray.features.audio import decode_audio
+from emoray.features.audio import decode_audio, peak_dbfs
 from emoray.features.config import VideoFeatureConfig
 from emoray.features.video import video_features
-from emoray.label.media import audio_windows, fetch, peak_dbfs, probe, video_windows
+from emoray.label.media import audio_windows, probe, video_windows
 from emoray.label.redact import redact
 from emoray.label.windows import plan_windows, route
+from emoray.source import fetch
 from media import tone, write_audio, write_video
 
 

@@ -201,7 +201,8 @@ def _audio_only(path: Path) -> Path:
     (lambda tmp: io.BytesIO(b""), "file is empty"),
     (lambda tmp: _written(tmp / "empty.mp4", b""), "file is empty"),
     (lambda tmp: _moov_missing(), "moov atom not found"),
-    (lambda tmp: _written(tmp / "notes.mp4", b"not a video\n" * 50), "Invalid data found"),
+    (lambda tmp: _written(tmp / "notes.mp4", b"not a video\n" * 50),
+     "not a readable audio or video file"),
     (lambda tmp: _audio_only(tmp / "speech.wav"), "no video stream"),
     (lambda tmp: tmp / "missing.mp4", "No such file"),
 ], ids=["empty-bytes", "empty-file", "no-moov", "text", "audio-only", "missing"])

@@ -9,44 +9,47 @@ import numpy as np
 import torch
 import torchaudio.transforms as T
 
-from emoray.errors import MediaError
+from emoray.errors import MediaError, too_long
 from emoray.features.config import AudioFeatureConfig
+from emoray.features.ffmpeg import ffmpeg_errors, open_media
 
 # Open without long stream probing: it dominates the cost of short files (README of the data).
 _FAST_OPEN = {"probesize": "32768", "analyzeduration": "0"}
 
 
-def decode_audio(src, sample_rate: int) -> np.ndarray:
+def decode_audio(src, sample_rate: int, max_s: float | None = None) -> np.ndarray:
     """Decode the first audio stream of ``src`` (path or binary file object), resample to
     ``sample_rate`` and downmix to mono as the mean of the channels (so a stereo file of two
     identical channels equals its mono version). Returns float32 samples.
 
-    Raises ``MediaError("decode", ...)`` for unreadable files or files without audio.
+    Raises ``MediaError("decode", ...)`` for unreadable files or files without audio, and
+    ``MediaError("audio", ...)`` for audio longer than ``max_s`` (when given) as soon as its
+    header or its decoded samples show it: a long recording is never decoded whole.
     """
-    try:
-        with av.open(src, options=_FAST_OPEN) as container:
-            if not container.streams.audio:
-                raise MediaError("decode", "no audio stream")
-            stream = container.streams.audio[0]
-            resampler = av.AudioResampler(format="fltp", rate=sample_rate)  # keeps the layout
-            chunks = []
-            for frame in container.decode(stream):
-                chunks.extend(r.to_ndarray() for r in resampler.resample(frame))
-            chunks.extend(r.to_ndarray() for r in resampler.resample(None))
-    except MediaError:
-        raise
-    except (av.FFmpegError, ValueError, OSError) as e:
-        raise MediaError("decode", _describe(e)) from None
+    with open_media(src, "decode", _FAST_OPEN) as container, ffmpeg_errors("decode"):
+        if not container.streams.audio:
+            raise MediaError("decode", "no audio stream")
+        declared = container.duration / av.time_base if container.duration else None
+        if max_s is not None and declared and declared > max_s:
+            raise too_long("audio", f"{declared:.1f} s", max_s)
+        limit = np.inf if max_s is None else max_s * sample_rate
+        resampler = av.AudioResampler(format="fltp", rate=sample_rate)  # keeps the layout
+        chunks, n = [], 0
+        for frame in container.decode(container.streams.audio[0]):
+            for r in resampler.resample(frame):
+                chunks.append(r.to_ndarray())
+                n += r.samples
+            if n > limit:
+                raise too_long("audio", f"more than {max_s:g} s", max_s)
+        chunks.extend(r.to_ndarray() for r in resampler.resample(None))
     if not chunks:
         raise MediaError("decode", "audio stream has no samples")
     return np.concatenate(chunks, axis=1).mean(axis=0)
 
 
-def _describe(e: Exception) -> str:
-    msg = str(e)
-    if "Invalid data found" in msg:
-        return f"not a readable media file ({msg})"
-    return msg or type(e).__name__
+def peak_dbfs(wave: np.ndarray) -> float:
+    """Peak level in dB relative to full scale; digital silence gives -240."""
+    return 20 * float(np.log10(np.abs(wave).max(initial=0.0) + 1e-12))
 
 
 def trim_silence(wave: np.ndarray, cfg: AudioFeatureConfig) -> np.ndarray:

@@ -15,12 +15,12 @@ import os
 from typing import Iterator
 
 import av
-import av.logging
 import cv2
 import numpy as np
 
-from emoray.errors import MediaError
+from emoray.errors import MediaError, too_long
 from emoray.features.config import VideoFeatureConfig
+from emoray.features.ffmpeg import ffmpeg_errors, open_media
 
 Box = tuple[int, int, int, int]  # x, y, w, h in full-resolution pixels
 
@@ -35,38 +35,48 @@ _SCALE_FACTOR = 1.2
 _MIN_NEIGHBORS = 4
 _MIN_FACE = 0.2  # smallest face searched for, as a fraction of the frame's shorter side
 _NEXT_MIN_FACE = 0.7  # once a face is found, later frames search only faces >= 0.7x its size
+# Frames taller than this are scaled down to it as they are decoded: 30 sampled 4K frames would
+# hold 250 MB, and the 80x70 crops lose nothing (a RAVDESS face is ~560 rows of 720).
+_MAX_HEIGHT = 720
 # Without a face: crop this fraction of the frame's height around its centre. A RAVDESS face
 # crop is ~0.78 of the height and centred, so this approximates it for RAVDESS-like framing.
 _CENTRE_FRACTION = 0.75
 
 
-def video_features(src, cfg: VideoFeatureConfig) -> tuple[np.ndarray, bool]:
+def video_features(src, cfg: VideoFeatureConfig,
+                   max_s: float | None = None) -> tuple[np.ndarray, bool]:
     """(cfg.frames, cfg.height, cfg.width) uint8 face crops of a clip, and whether a face was found.
 
     ``src`` is a path or a binary file-like object. Without a face the crops are centre crops
     (flagged by ``False``, not an error). Raises ``MediaError("decode", reason)`` when the file
-    cannot be decoded or has no video frames.
+    cannot be decoded or has no video frames, ``MediaError("video", reason)`` when it declares
+    more than ``max_s`` seconds (when given).
     """
-    frames_y, _ = sample_frames_y(src, cfg)
+    frames_y, _ = sample_frames_y(src, cfg, max_s)
     box = face_box(frames_y, cfg)
     if box is None:
         return crop_faces(frames_y, centre_box(frames_y.shape[1:], cfg), cfg), False
     return crop_faces(frames_y, box, cfg), True
 
 
-def sample_frames_y(src, cfg: VideoFeatureConfig) -> tuple[np.ndarray, float]:
+def sample_frames_y(src, cfg: VideoFeatureConfig,
+                    max_s: float | None = None) -> tuple[np.ndarray, float]:
     """The decode stage: Y planes (cfg.frames, H, W) uint8 of the sampled frames, and the fps.
 
     The window is the middle ``cfg.window_s`` of the clip (the whole clip if shorter); the
     samples are evenly spaced over it, at most one per source frame; each takes the frame
     nearest its timestamp. Clips with too few frames are padded with their last frame.
+    (H, W) is the frame size, scaled down to at most ``_MAX_HEIGHT`` rows (``frame_size``).
     """
     with open_video(src) as stream:
+        duration = _duration(stream)
+        if max_s is not None and duration and duration > max_s:
+            raise too_long("video", f"{duration:.1f} s", max_s)
         times = target_times(stream, cfg)
         out = None
         for k, frame in _pick(decoded_frames(stream, times[-1]), times):
             if out is None:
-                out = np.empty((len(times), frame.height, frame.width), dtype=np.uint8)
+                out = np.empty((len(times), *frame_size(frame)), dtype=np.uint8)
             copy_y(frame, out[k])
         return out, frame_rate(stream)
 
@@ -80,16 +90,15 @@ def open_video(src) -> Iterator[av.VideoStream]:
     """
     if _is_empty(src):
         raise MediaError("decode", "file is empty")
-    with _ffmpeg_errors():
-        # A small probe: mp4 headers hold all we need; the default probe decodes a frame.
-        container = av.open(src if hasattr(src, "read") else os.fspath(src),
-                            options={"probesize": "65536"})
+    # A small probe: mp4 headers hold all we need; the default probe decodes a frame.
+    container = open_media(src if hasattr(src, "read") else os.fspath(src), "decode",
+                           {"probesize": "65536"})
     try:
         if not container.streams.video:
             raise MediaError("decode", "no video stream")
         stream = container.streams.video[0]
         stream.thread_count = 1  # no frame or slice threads: a Ray task has one CPU
-        with _ffmpeg_errors():
+        with ffmpeg_errors("decode"):
             yield stream
     finally:
         container.close()
@@ -230,12 +239,22 @@ def _cascade() -> cv2.CascadeClassifier:
     return cascade
 
 
+def frame_size(frame: av.VideoFrame) -> tuple[int, int]:
+    """(height, width) a decoded frame is kept at: its own, or scaled to ``_MAX_HEIGHT`` rows."""
+    if frame.height <= _MAX_HEIGHT:
+        return frame.height, frame.width
+    return _MAX_HEIGHT, max(1, round(frame.width * _MAX_HEIGHT / frame.height))
+
+
 def copy_y(frame: av.VideoFrame, dst: np.ndarray) -> None:
-    """Copy the frame's grayscale image into ``dst``: its Y plane, minus the line padding."""
-    if frame.format.name not in _LUMA_FORMATS:
-        frame = frame.reformat(format="gray")
-    if (frame.height, frame.width) != dst.shape:
+    """Copy the frame's grayscale image, at ``frame_size``, into ``dst``: its Y plane, minus the
+    line padding (other pixel formats and taller frames go through swscale first)."""
+    size = frame_size(frame)
+    if size != dst.shape:
         raise MediaError("decode", "frame size changes mid-stream")
+    if frame.format.name not in _LUMA_FORMATS or size != (frame.height, frame.width):
+        frame = frame.reformat(width=size[1], height=size[0], format="gray",
+                               interpolation="AREA")
     plane = frame.planes[0]
     rows = np.frombuffer(plane, dtype=np.uint8)[:plane.line_size * frame.height]
     dst[:] = rows.reshape(frame.height, plane.line_size)[:, :frame.width]
@@ -265,21 +284,3 @@ def _is_empty(src) -> bool:
     end = src.seek(0, io.SEEK_END)
     src.seek(pos)
     return end == pos
-
-
-@contextlib.contextmanager
-def _ffmpeg_errors():
-    """Turn FFmpeg errors into MediaError('decode', ...) with FFmpeg's logged reason appended."""
-    level = av.logging.get_level()
-    av.logging.set_level(av.logging.ERROR)  # without it FFmpeg's detailed message is not kept
-    try:
-        with av.logging.Capture():
-            yield
-    except (av.error.FFmpegError, OSError) as e:
-        reason = getattr(e, "strerror", None) or str(e)
-        log = getattr(e, "log", None)
-        if log and log[2].strip():
-            reason = f"{reason}: {log[2].strip()}"
-        raise MediaError("decode", reason) from e
-    finally:
-        av.logging.set_level(level)

@@ -1,4 +1,4 @@
-"""Media for labeling: fetch and hash a file, probe it by content, stream-decode it in windows.
+"""Media for labeling: probe a file by content, stream-decode it in windows.
 
 Windowed decoding keeps only what the current windows need: audio samples from the oldest open
 window on, and the sampled frames' Y planes of the open windows (each window is cropped to
@@ -8,61 +8,20 @@ the recording.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import heapq
-import io
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import av
 import numpy as np
 
-from emoray import storage
 from emoray.errors import MediaError
 from emoray.features.config import VideoFeatureConfig
+from emoray.features.ffmpeg import ffmpeg_errors, open_media
 from emoray.features.video import (copy_y, centre_box, crop_faces, decoded_frames, face_box,
-                                   frame_rate, open_video)
-from emoray.label.redact import redact
+                                   frame_rate, frame_size, open_video)
 
 _PROBE_OPTIONS = {"probesize": "65536", "analyzeduration": "0"}
-_CHUNK = 8 << 20
-
-
-@dataclass(frozen=True)
-class Source:
-    """A file to label: its identity, and its bytes (small files) or a way to stream them."""
-
-    uri: str
-    size: int
-    sha256: str
-    data: bytes | None = None  # the whole file when it is small; None: stream from storage
-
-    def open(self):
-        """A fresh seekable binary file over the content (each decoder gets its own)."""
-        return io.BytesIO(self.data) if self.data is not None else storage.open_input_file(self.uri)
-
-
-def fetch(uri: str, size: int, in_memory_bytes: int) -> Source:
-    """Hash ``uri``; keep its bytes when it is at most ``in_memory_bytes`` long.
-
-    Raises ``MediaError("read", ...)`` when it cannot be read or is empty.
-    """
-    try:
-        if size <= in_memory_bytes:
-            data = storage.read_bytes(uri)
-            digest = hashlib.sha256(data).hexdigest()
-        else:
-            data, h = None, hashlib.sha256()
-            with storage.open_input_file(uri) as f:
-                while chunk := f.read(_CHUNK):
-                    h.update(chunk)
-            digest = h.hexdigest()
-    except OSError as e:
-        raise MediaError("read", redact(str(e)) or type(e).__name__) from None
-    if size == 0 or (data is not None and not data):
-        raise MediaError("read", "file is empty")
-    return Source(uri, size if data is None else len(data), digest, data)
 
 
 @dataclass(frozen=True)
@@ -77,7 +36,7 @@ def probe(src) -> Probe:
 
     Raises ``MediaError("probe", ...)`` for data that is not audio or video.
     """
-    with _ffmpeg_errors("probe"), av.open(src, options=_PROBE_OPTIONS) as container:
+    with open_media(src, "probe", _PROBE_OPTIONS) as container, ffmpeg_errors("probe"):
         audio = bool(container.streams.audio)
         still = container.format.name == "image2" or container.format.name.endswith("_pipe")
         video = not still and any(not s.disposition & av.stream.Disposition.attached_pic
@@ -101,11 +60,6 @@ def _duration(container) -> float:
         if packet.pts is not None and packet.time_base:
             end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
     return end
-
-
-def peak_dbfs(wave: np.ndarray) -> float:
-    """Peak level in dB relative to full scale; digital silence gives -240."""
-    return 20 * float(np.log10(np.abs(wave).max(initial=0.0) + 1e-12))
 
 
 def audio_windows(src, sample_rate: int, starts: Sequence[float],
@@ -134,7 +88,7 @@ def audio_windows(src, sample_rate: int, starts: Sequence[float],
 
 
 def _mono_chunks(src, sample_rate: int) -> Iterator[np.ndarray]:
-    with _ffmpeg_errors("decode"), av.open(src, options=_PROBE_OPTIONS) as container:
+    with open_media(src, "decode", _PROBE_OPTIONS) as container, ffmpeg_errors("decode"):
         if not container.streams.audio:
             raise MediaError("decode", "no audio stream")
         stream = container.streams.audio[0]
@@ -191,7 +145,7 @@ def video_windows(src, cfg: VideoFeatureConfig, starts: Sequence[float],
 
 def _store(buffers: dict[int, np.ndarray], k: int, i: int, frame, cfg: VideoFeatureConfig) -> None:
     if k not in buffers:
-        buffers[k] = np.empty((cfg.frames, frame.height, frame.width), dtype=np.uint8)
+        buffers[k] = np.empty((cfg.frames, *frame_size(frame)), dtype=np.uint8)
     copy_y(frame, buffers[k][i])
 
 
@@ -200,17 +154,3 @@ def _crop(frames_y: np.ndarray, cfg: VideoFeatureConfig) -> tuple[np.ndarray, bo
     if box is None:
         return crop_faces(frames_y, centre_box(frames_y.shape[1:], cfg), cfg), False
     return crop_faces(frames_y, box, cfg), True
-
-
-@contextlib.contextmanager
-def _ffmpeg_errors(stage: str):
-    """FFmpeg and I/O errors become ``MediaError(stage, reason)``."""
-    try:
-        yield
-    except MediaError:
-        raise
-    except (av.FFmpegError, OSError, ValueError) as e:
-        msg = str(e) or type(e).__name__
-        if "Invalid data found" in msg:
-            msg = "not a readable audio or video file"
-        raise MediaError(stage, redact(msg)) from None

@@ -15,14 +15,16 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
+from emoray import storage
 from emoray.errors import MediaError
-from emoray.features.audio import audio_features, decode_audio
+from emoray.features.audio import audio_features, decode_audio, peak_dbfs
 from emoray.features.config import FeatureConfig
 from emoray.features.video import video_features
-from emoray.label.media import Probe, Source, audio_windows, fetch, peak_dbfs, probe, video_windows
+from emoray.label.media import Probe, audio_windows, probe, video_windows
 from emoray.label.redact import redact
 from emoray.label.schema import ITEMS_SCHEMA
 from emoray.label.windows import plan_windows, route
+from emoray.source import IN_MEMORY_BYTES, Source, fetch
 
 
 @dataclass(frozen=True)
@@ -39,11 +41,12 @@ _EMPTY = {name: None for name in ITEMS_SCHEMA.names if name != "part"}
 
 
 def prepare_file(uri: str, size: int, model_kind: str, features: FeatureConfig,
-                 settings: Settings, in_memory_bytes: int = 64 << 20) -> Iterator[dict]:
+                 settings: Settings, in_memory_bytes: int = IN_MEMORY_BYTES) -> Iterator[dict]:
     """Item rows (``schema.ITEMS_SCHEMA`` without ``part``) for one file: a ``clip`` row, or
     ``window`` rows then an ``end`` row; any failure ends the file with an ``error`` row
-    (what came before it is then discarded). Never raises for a bad file. Files up to
-    ``in_memory_bytes`` are read whole; larger ones are streamed from storage."""
+    (what came before it is then discarded). Never raises for a bad file; an object store
+    that does not answer raises (the file is not at fault, and its part is not committed).
+    Files up to ``in_memory_bytes`` are read whole; larger ones are streamed from storage."""
     base = {**_EMPTY, "uri": uri, "size_bytes": size}
     n = 0
     try:
@@ -64,6 +67,8 @@ def prepare_file(uri: str, size: int, model_kind: str, features: FeatureConfig,
         yield {**base, "kind": "error", "n_windows": n, "stage": e.stage,
                "reason": redact(e.reason)}
     except Exception as e:  # noqa: BLE001 - one odd file must never stop the job
+        if storage.is_transient(e):
+            raise
         yield {**base, "kind": "error", "n_windows": n, "stage": "label",
                "reason": redact(f"unexpected {type(e).__name__}: {e}")}
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -14,13 +13,17 @@ import pyarrow.parquet as pq
 from emoray import storage
 from emoray.catalog import Trial
 from emoray.errors import MediaError
-from emoray.features.audio import audio_clip_features
+from emoray.features.audio import audio_features, decode_audio, peak_dbfs
 from emoray.features.config import FeatureConfig
 from emoray.features.video import video_features
+from emoray.label.redact import redact
 from emoray.ravdess import parse_name
 from emoray.shards import ClipFeatures, to_table
+from emoray.source import fetch
 
 REPORT_KEY = b"emoray.shard_report"
+MAX_CLIP_S = 60.0  # a longer source is an error: a trial is a short clip (RAVDESS: 3-5 s)
+SILENCE_DBFS = -60.0  # audio peaking below this is an error: silence teaches no emotion
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,7 @@ class ShardSpec:
     """One shard to write: its trials (as plain dicts, so specs travel through Ray Data)."""
 
     name: str  # e.g. shard-00003-1a2b3c4d5e; unique for (trials, sources, feature config)
-    trials: list[dict]  # {"audio_uri", "video_uri", "stem"}
+    trials: list[dict]  # {"stem", "audio_uri", "video_uri", "audio_size", "video_size"}
 
     @property
     def path(self) -> str:
@@ -58,7 +61,8 @@ def plan_shards(trials: list[Trial], cfg: FeatureConfig, shard_size: int,
     """
     specs = []
     for i in range(0, len(trials), shard_size):
-        chunk = [{"stem": t.name.stem(), "audio_uri": t.audio_uri, "video_uri": t.video_uri}
+        chunk = [{"stem": t.name.stem(), "audio_uri": t.audio_uri, "video_uri": t.video_uri,
+                  "audio_size": sizes.get(t.audio_uri), "video_size": sizes.get(t.video_uri)}
                  for t in trials[i:i + shard_size]]
         h = hashlib.sha256(cfg.fingerprint().encode())
         for t in chunk:
@@ -70,41 +74,45 @@ def plan_shards(trials: list[Trial], cfg: FeatureConfig, shard_size: int,
 
 def featurize_trial(trial: dict, cfg: FeatureConfig, report: ShardReport) -> ClipFeatures | None:
     """Read, hash, decode and featurize one trial's sources. A failed source becomes an
-    error row; the trial survives with the other modality, or returns None if none is left."""
+    error row; the trial survives with the other modality, or returns None if none is left.
+    An object store that does not answer raises: the task fails and nothing is written."""
     name = parse_name(trial["stem"])
     row = ClipFeatures(trial_id=name.trial_id, label=name.label, emotion=name.emotion_name,
                        intensity=name.intensity, statement=name.statement,
                        repetition=name.repetition, actor=name.actor, gender=name.gender)
-    sources = {"audio": trial["audio_uri"], "video": trial["video_uri"]}
-    for modality, uri in sources.items():
+    for modality in ("audio", "video"):
+        uri = trial[f"{modality}_uri"]
         if uri is None:
             continue
         try:
-            data = _read(uri)
-            report.hashes[uri] = hashlib.sha256(data).hexdigest()
+            source = fetch(uri, trial[f"{modality}_size"])
+            report.hashes[uri] = source.sha256
             if modality == "audio":
-                row.audio, row.audio_duration_s = audio_clip_features(io.BytesIO(data), cfg.audio)
-                row.audio_uri, row.audio_sha256 = uri, report.hashes[uri]
+                row.audio, row.audio_duration_s = _audio(source.open(), cfg)
+                row.audio_uri, row.audio_sha256 = uri, source.sha256
             else:
-                row.video, row.face_detected = video_features(io.BytesIO(data), cfg.video)
-                row.video_uri, row.video_sha256 = uri, report.hashes[uri]
+                row.video, row.face_detected = video_features(source.open(), cfg.video,
+                                                              MAX_CLIP_S)
+                row.video_uri, row.video_sha256 = uri, source.sha256
                 report.no_face += not row.face_detected
         except MediaError as e:
-            report.errors.append({"uri": uri, "stage": e.stage, "reason": e.reason})
+            report.errors.append({"uri": uri, "stage": e.stage, "reason": redact(e.reason)})
         except Exception as e:  # noqa: BLE001 - one odd file must never kill the job
+            if storage.is_transient(e):
+                raise
             report.errors.append({"uri": uri, "stage": modality,
-                                  "reason": f"unexpected {type(e).__name__}: {e}"})
+                                  "reason": redact(f"unexpected {type(e).__name__}: {e}")})
     return row if row.audio is not None or row.video is not None else None
 
 
-def _read(uri: str) -> bytes:
-    try:
-        data = storage.read_bytes(uri)
-    except OSError as e:
-        raise MediaError("read", str(e)) from None
-    if not data:
-        raise MediaError("read", "file is empty")
-    return data
+def _audio(src, cfg: FeatureConfig):
+    """The training audio path (``decode_audio`` + ``audio_features``, as labeling runs it) for a
+    clip of at most ``MAX_CLIP_S`` that is not silent: (features, duration in seconds)."""
+    wave = decode_audio(src, cfg.audio.sample_rate, MAX_CLIP_S)
+    peak = peak_dbfs(wave)
+    if peak < SILENCE_DBFS:
+        raise MediaError("audio", f"silent: peak {peak:.0f} dBFS is below {SILENCE_DBFS:.0f} dBFS")
+    return audio_features(wave, cfg.audio), len(wave) / cfg.audio.sample_rate
 
 
 def write_shard(spec: ShardSpec, cfg: FeatureConfig, output: str) -> ShardReport:

@@ -1,0 +1,210 @@
+"""Bad and unusual input (``badmedia.FILES``) beside good files, through preprocessing and
+labeling on Ray with S3: every bad file gets its exact error or a correct result, every good
+file is processed, and the stages' memory stays bounded whatever the file."""
+
+import os
+import shutil
+import tracemalloc
+
+import av
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from badmedia import FILES, LONG_S, write_bad_corpus
+from emoray.artifact import save_model
+from emoray.features.config import preset
+from emoray.label.job import run_label
+from emoray.label.schema import PROB_COLUMNS
+from emoray.label.stage import Settings, prepare_file
+from emoray.models import (AudioNet, AudioNetConfig, FusionHead, FusionNet, FusionNetConfig,
+                           VideoNet, VideoNetConfig)
+from emoray.preprocess.job import PreprocessConfig, run_preprocess
+from emoray.preprocess.stage import ShardReport, featurize_trial
+from emoray.ravdess import parse_name
+from test_label_job import config, read
+from test_preprocess import read_rows
+
+FEATURES = preset("default")
+UNREADABLE = "not a readable audio or video file"
+PREPROCESS_ERRORS = {  # kind -> (stage, reason); every other kind becomes a row
+    "zero_bytes": ("read", "file is empty"),
+    "truncated_wav_header": ("decode", UNREADABLE),
+    "truncated_mp4_no_moov": ("decode", f"{UNREADABLE}: moov atom not found"),
+    "text_as_media": ("decode", UNREADABLE),
+    "no_audio_or_video_stream": ("decode", "no audio stream"),
+    "all_zero_audio": ("audio", "silent: peak -240 dBFS is below -60 dBFS"),
+    "audio_30_min": ("audio", "1800.0 s long; clips longer than 60 s are refused "
+                              "(`emoray label` labels long recordings in windows)"),
+    "unicode_file_name": ("catalog", "\"réunion d'équipe 01 🎙\" is not a RAVDESS name: "
+                                     "expected seven two-digit fields MM-VV-EE-II-SS-RR-AA"),
+    "impossible_emotion_09": ("catalog", "'03-01-09-01-01-01-03': emotion 09 is not one of "
+                                         "01, 02, 03, 04, 05, 06, 07, 08"),
+}
+PREPROCESS_ROWS = {  # kind -> (has_audio, audio_duration_s, has_video, face_detected)
+    "clipped_audio": (True, 3.0, False, False),
+    "video_without_face": (False, 0.0, True, False),
+    "one_frame_video": (False, 0.0, True, True),
+    "video_4k": (False, 0.0, True, True),
+    "audio_8khz": (True, 3.0, False, False),
+    "audio_6_channels": (True, 3.0, False, False),
+    "unicode_folder": (True, 3.0, False, False),
+}
+LABEL_ERRORS = {
+    "zero_bytes": ("read", "file is empty"),
+    "truncated_wav_header": ("probe", UNREADABLE),
+    "truncated_mp4_no_moov": ("probe", f"{UNREADABLE}: moov atom not found"),
+    "text_as_media": ("probe", UNREADABLE),
+    "no_audio_or_video_stream": ("probe", "no audio or video stream"),
+}
+LABEL_ROWS = {  # kind -> (modality, has_audio, has_video, face_detected, duration_s)
+    "all_zero_audio": ("audio", False, False, None, 3.0),  # silence is all there is: flagged
+    "clipped_audio": ("audio", True, False, None, 3.0),
+    "video_without_face": ("video", False, True, False, 3.0),
+    "one_frame_video": ("video", False, True, True, 1 / 30),
+    "video_4k": ("video", False, True, True, 0.2),
+    "audio_30_min": ("audio", True, False, None, LONG_S),
+    "audio_8khz": ("audio", True, False, None, 3.0),
+    "audio_6_channels": ("audio", True, False, None, 3.0),
+    "unicode_folder": ("audio", True, False, None, 3.0),
+    "unicode_file_name": ("audio", True, False, None, 3.0),
+    "impossible_emotion_09": ("audio", True, False, None, 3.0),
+}
+SAME_SPEECH = ("unicode_folder", "unicode_file_name", "impossible_emotion_09", "audio_6_channels")
+PEAK_BYTES = 40 << 20  # per file and stage; a whole 30-min decode is 350 MB, 30 4K frames 250 MB
+
+
+def test_every_kind_has_one_expected_outcome_per_stage():
+    assert len(FILES) >= 12
+    for errors, rows in ((PREPROCESS_ERRORS, PREPROCESS_ROWS), (LABEL_ERRORS, LABEL_ROWS)):
+        assert set(errors) | set(rows) == set(FILES) and not set(errors) & set(rows)
+
+
+@pytest.fixture(scope="module")
+def corpus(synth_corpus, tmp_path_factory):
+    """Actor 01 of the synthetic corpus (60 WAVs, 8 video-only and 8 full-AV MP4s) plus the bad
+    files; returns (root, kind -> path, the good paths)."""
+    root = tmp_path_factory.mktemp("bad-input")
+    shutil.copytree(synth_corpus / "Actor_01", root / "Actor_01")
+    good = sorted(p for p in (root / "Actor_01").iterdir())
+    with av.open(str(next(p for p in good if p.name.startswith("02-")))) as c:
+        frames = [f.to_ndarray(format="gray") for f in c.decode(video=0)]
+    return root, write_bad_corpus(root, frames[len(frames) // 2]), good
+
+
+@pytest.fixture(scope="module")
+def uploaded(s3, corpus) -> str:
+    return s3.upload_dir(corpus[0], "bad-input")
+
+
+def _uri(src: str, root, path) -> str:
+    return f"{src}/{path.relative_to(root).as_posix()}"
+
+
+@pytest.fixture(scope="module")
+def preprocessed(ray_local, s3, uploaded):
+    out = f"s3://{s3.bucket}/bad-input-shards"
+    return out, run_preprocess(PreprocessConfig(input=uploaded, output=out, shard_size=16))
+
+
+def test_preprocessing_gives_each_bad_file_its_exact_error(preprocessed, corpus, uploaded):
+    out, manifest = preprocessed
+    root, paths, _ = corpus
+    errors = read(out, "errors.parquet").to_pylist()
+    expected = {_uri(uploaded, root, paths[k]): v for k, v in PREPROCESS_ERRORS.items()}
+    assert {e["uri"]: (e["stage"], e["reason"]) for e in errors} == expected
+    assert manifest["n_errors"] == len(PREPROCESS_ERRORS)
+
+
+def test_preprocessing_keeps_every_good_file_and_the_usable_odd_ones(preprocessed, corpus,
+                                                                    uploaded):
+    out, manifest = preprocessed
+    root, paths, good = corpus
+    t = read_rows(out)
+    rows = {r["trial_id"]: r for r in t.drop_columns(["audio", "video"]).to_pylist()}
+    good_trials = {parse_name(p.name).trial_id for p in good}
+    odd = {parse_name(paths[k].name).trial_id: k for k in PREPROCESS_ROWS}
+    assert set(rows) == good_trials | set(odd) and manifest["n_clips"] == 60 + len(odd)
+    for tid, kind in odd.items():
+        r = rows[tid]
+        has_audio, duration, has_video, face = PREPROCESS_ROWS[kind]
+        assert (r["has_audio"], r["has_video"], r["face_detected"]) == (has_audio, has_video,
+                                                                        face), kind
+        assert r["audio_duration_s"] == pytest.approx(duration, abs=0.01), kind
+        uri = _uri(uploaded, root, paths[kind])
+        assert r["audio_uri" if has_audio else "video_uri"] == uri
+    with_video = {parse_name(p.name).trial_id for p in good if p.suffix == ".mp4"}
+    for tid in good_trials:  # every source of a good trial made it
+        assert rows[tid]["has_audio"] and rows[tid]["has_video"] == (tid in with_video), tid
+    audio = dict(zip(t.column("trial_id").to_pylist(),
+                     t.column("audio").combine_chunks().to_numpy_ndarray()))
+    video = dict(zip(t.column("trial_id").to_pylist(),
+                     t.column("video").combine_chunks().to_numpy_ndarray()))
+    tid = {k: parse_name(paths[k].name).trial_id for k in PREPROCESS_ROWS}
+    np.testing.assert_allclose(audio[tid["audio_6_channels"]], audio[tid["unicode_folder"]],
+                               atol=1e-3)  # 6 identical channels downmix to the mono file
+    one = video[tid["one_frame_video"]]
+    assert (one == one[0]).all() and one.std() > 5  # the single frame, 30 times
+    assert all(np.isfinite(a).all() for a in audio.values())
+
+
+def test_labeling_gives_each_file_its_exact_error_or_label(ray_local, s3, uploaded, corpus,
+                                                           tmp_path):
+    root, paths, good = corpus
+    torch.manual_seed(0)
+    model = FusionNet(AudioNet(AudioNetConfig(channels=(8,), readout="stats", hidden=(8,)),
+                               FEATURES.audio.shape),
+                      VideoNet(VideoNetConfig(channels=(4,), padding="same", readout="mean",
+                                              hidden=(8,)), FEATURES.video.shape),
+                      FusionHead(FusionNetConfig(hidden=(8,)), 8, 8)).eval()
+    model_uri = f"s3://{s3.bucket}/bad-input-model/fusion.pt"
+    save_model(model_uri, model, FEATURES)
+    out = f"s3://{s3.bucket}/bad-input-labels"
+    summary = run_label(config(model_uri, uploaded, out))
+    labels, errors = read(out, "labels").to_pylist(), read(out, "errors").to_pylist()
+    uri = {k: _uri(uploaded, root, p) for k, p in paths.items()}
+    assert {e["uri"]: (e["stage"], e["reason"]) for e in errors} == \
+        {uri[k]: v for k, v in LABEL_ERRORS.items()}
+    files = {r["uri"]: r for r in labels if r["window_start_s"] is None}
+    assert set(files) == {_uri(uploaded, root, p) for p in good} | {uri[k] for k in LABEL_ROWS}
+    assert summary["labelled"] == len(files) and summary["errors"] == len(LABEL_ERRORS)
+    for kind, (modality, has_audio, has_video, face, duration) in LABEL_ROWS.items():
+        r = files[uri[kind]]
+        assert (r["modality"], r["has_audio"], r["has_video"], r["face_detected"]) == \
+            (modality, has_audio, has_video, face), kind
+        assert r["duration_s"] == pytest.approx(duration, rel=0.01), kind
+    windows = [r for r in labels
+               if r["uri"] == uri["audio_30_min"] and r["window_start_s"] is not None]
+    assert len(windows) == LONG_S / 3 and windows[-1]["window_end_s"] == LONG_S
+    probs = [[files[uri[k]][c] for c in PROB_COLUMNS] for k in SAME_SPEECH]
+    np.testing.assert_allclose(probs, [probs[0]] * len(probs), atol=1e-4)  # same speech
+    for p in good:
+        expected = {"01": "fusion", "02": "video", "03": "audio"}[p.name[:2]]
+        assert files[_uri(uploaded, root, p)]["modality"] == expected, p.name
+
+
+def _peak(fn) -> int:
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("kind", sorted(FILES))
+def test_memory_per_file_stays_bounded(corpus, kind):
+    """Peak Python/numpy memory of each stage on one file: a 30-min recording and a 4K video
+    cost no more than a small clip's decode window."""
+    path = corpus[1][kind]
+    size = os.path.getsize(path)
+    peaks = {"label": _peak(lambda: [None for _ in prepare_file(
+        str(path), size, "fusion", FEATURES, Settings())])}
+    if kind not in ("unicode_file_name", "impossible_emotion_09"):  # no trial: catalog error
+        name = parse_name(path.name)
+        modality = "video" if name.modality == 2 else "audio"
+        trial = {"stem": name.stem(), "audio_uri": None, "video_uri": None, "audio_size": None,
+                 "video_size": None, f"{modality}_uri": str(path), f"{modality}_size": size}
+        peaks["preprocess"] = _peak(lambda: featurize_trial(trial, FEATURES, ShardReport("x")))
+    assert max(peaks.values()) < PEAK_BYTES, peaks
