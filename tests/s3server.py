@@ -1,5 +1,6 @@
 """A real S3 server for tests: SeaweedFS (``weed server -s3``) on 127.0.0.1, free ports,
-data under a given folder, with its own access key and secret."""
+data under a given folder, with its own access key and secret; it can be stopped and started
+again on the same ports and data (an object-store outage)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,36 @@ class S3Server:
     endpoint: str
     access_key: str
     secret_key: str
-    process: subprocess.Popen
+    data_dir: Path
+    ports: list[int]
+    process: subprocess.Popen | None = None
     bucket: str = "emoray-test"
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start ``weed`` on this server's ports and data (again, after ``stop``: same objects)."""
+        names = ["master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
+                 "filer.port", "filer.port.grpc", "s3.port", "s3.port.grpc", "metricsPort"]
+        args = [weed_binary(), "server", f"-dir={self.data_dir}", "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1", "-s3", f"-s3.config={self.data_dir / 's3.json'}",
+                "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.volumeSizeLimitMB=64",
+                "-volume.max=0", "-master.telemetry=false"]
+        args += [f"-{name}={port}" for name, port in zip(names, self.ports)]
+        with open(self.data_dir / "weed.log", "ab") as log:
+            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+        _wait_ready(self, timeout, self.data_dir / "weed.log")
+
+    def stop(self, grace: float = 3.0) -> None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds (weed can take long to drain)."""
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
 
     def env(self) -> dict[str, str]:
         """Environment variables that point boto3, pyarrow and emoray at this server."""
@@ -65,50 +94,35 @@ def weed_binary() -> str:
 
 @contextmanager
 def seaweedfs(data_dir: Path, timeout: float = 60.0):
-    """Start SeaweedFS with an S3 gateway and one bucket; stop it (and its data) on exit."""
+    """Start SeaweedFS with an S3 gateway and one bucket; stop it on exit, also on failure."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    config = data_dir / "s3.json"
-    config.write_text(json.dumps({"identities": [{
+    (data_dir / "s3.json").write_text(json.dumps({"identities": [{
         "name": "emoray", "actions": ["Admin", "Read", "Write", "List", "Tagging"],
         "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}]}]}))
     ports = _free_ports(9)
-    names = ["master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
-             "filer.port.grpc", "s3.port", "s3.port.grpc", "metricsPort"]
-    args = [weed_binary(), "server", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            "-s3", f"-s3.config={config}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-            "-master.volumeSizeLimitMB=64", "-volume.max=0", "-master.telemetry=false"]
-    args += [f"-{name}={port}" for name, port in zip(names, ports)]
-    log = open(data_dir / "weed.log", "wb")
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    server = S3Server(f"http://127.0.0.1:{ports[6]}", ACCESS_KEY, SECRET_KEY, proc)
+    server = S3Server(f"http://127.0.0.1:{ports[6]}", ACCESS_KEY, SECRET_KEY, data_dir, ports)
     try:
-        _wait_ready(server, timeout, data_dir / "weed.log")
+        server.start(timeout)
         yield server
     finally:
-        stop(proc)
-        log.close()
-
-
-def stop(proc: subprocess.Popen, grace: float = 3.0) -> None:
-    """SIGTERM, then SIGKILL after ``grace`` seconds (weed can take long to drain)."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        server.stop()
 
 
 def _wait_ready(server: S3Server, timeout: float, log: Path) -> None:
+    """Until the bucket exists (created on the first start) and answers a listing."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise RuntimeError(f"weed exited early:\n{log.read_text()[-2000:]}")
         try:
-            server.client().create_bucket(Bucket=server.bucket)
+            client = server.client()
+            if server.bucket not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
+                client.create_bucket(Bucket=server.bucket)
+            client.list_objects_v2(Bucket=server.bucket, MaxKeys=1)
             return
         except Exception as e:  # noqa: BLE001 - not up yet
             last = e
             time.sleep(0.5)
+    server.stop()
     raise RuntimeError(f"SeaweedFS S3 not ready after {timeout}s: {last}")

@@ -4,13 +4,11 @@ file is processed, and the stages' memory stays bounded whatever the file."""
 
 import os
 import shutil
-import tracemalloc
 
 import av
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import torch
 
 from badmedia import FILES, LONG_S, write_bad_corpus
 from emoray.artifact import save_model
@@ -18,12 +16,12 @@ from emoray.features.config import preset
 from emoray.label.job import run_label
 from emoray.label.schema import PROB_COLUMNS
 from emoray.label.stage import Settings, prepare_file
-from emoray.models import (AudioNet, AudioNetConfig, FusionHead, FusionNet, FusionNetConfig,
-                           VideoNet, VideoNetConfig)
 from emoray.preprocess.job import PreprocessConfig, run_preprocess
 from emoray.preprocess.stage import ShardReport, featurize_trial
 from emoray.ravdess import parse_name
 from test_label_job import config, read
+from test_label_media import peak_traced
+from test_label_stage import tiny_fusion
 from test_preprocess import read_rows
 
 FEATURES = preset("default")
@@ -149,17 +147,10 @@ def test_preprocessing_keeps_every_good_file_and_the_usable_odd_ones(preprocesse
     assert all(np.isfinite(a).all() for a in audio.values())
 
 
-def test_labeling_gives_each_file_its_exact_error_or_label(ray_local, s3, uploaded, corpus,
-                                                           tmp_path):
+def test_labeling_gives_each_file_its_exact_error_or_label(ray_local, s3, uploaded, corpus):
     root, paths, good = corpus
-    torch.manual_seed(0)
-    model = FusionNet(AudioNet(AudioNetConfig(channels=(8,), readout="stats", hidden=(8,)),
-                               FEATURES.audio.shape),
-                      VideoNet(VideoNetConfig(channels=(4,), padding="same", readout="mean",
-                                              hidden=(8,)), FEATURES.video.shape),
-                      FusionHead(FusionNetConfig(hidden=(8,)), 8, 8)).eval()
     model_uri = f"s3://{s3.bucket}/bad-input-model/fusion.pt"
-    save_model(model_uri, model, FEATURES)
+    save_model(model_uri, tiny_fusion(), FEATURES)
     out = f"s3://{s3.bucket}/bad-input-labels"
     summary = run_label(config(model_uri, uploaded, out))
     labels, errors = read(out, "labels").to_pylist(), read(out, "errors").to_pylist()
@@ -184,27 +175,19 @@ def test_labeling_gives_each_file_its_exact_error_or_label(ray_local, s3, upload
         assert files[_uri(uploaded, root, p)]["modality"] == expected, p.name
 
 
-def _peak(fn) -> int:
-    tracemalloc.start()
-    try:
-        fn()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 @pytest.mark.parametrize("kind", sorted(FILES))
 def test_memory_per_file_stays_bounded(corpus, kind):
     """Peak Python/numpy memory of each stage on one file: a 30-min recording and a 4K video
     cost no more than a small clip's decode window."""
     path = corpus[1][kind]
     size = os.path.getsize(path)
-    peaks = {"label": _peak(lambda: [None for _ in prepare_file(
-        str(path), size, "fusion", FEATURES, Settings())])}
+    peaks = {"label": peak_traced(
+        lambda: [None for _ in prepare_file(str(path), size, "fusion", FEATURES, Settings())])}
     if kind not in ("unicode_file_name", "impossible_emotion_09"):  # no trial: catalog error
         name = parse_name(path.name)
         modality = "video" if name.modality == 2 else "audio"
         trial = {"stem": name.stem(), "audio_uri": None, "video_uri": None, "audio_size": None,
                  "video_size": None, f"{modality}_uri": str(path), f"{modality}_size": size}
-        peaks["preprocess"] = _peak(lambda: featurize_trial(trial, FEATURES, ShardReport("x")))
+        peaks["preprocess"] = peak_traced(
+            lambda: featurize_trial(trial, FEATURES, ShardReport("x")))
     assert max(peaks.values()) < PEAK_BYTES, peaks

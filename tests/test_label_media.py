@@ -184,7 +184,8 @@ def test_video_windows_past_the_end_are_empty(tmp_path):
     assert out[0][0].shape == (30, 80, 70) and out[0][1] is False  # no face: centre crop
 
 
-def _peak_traced(fn) -> int:
+def peak_traced(fn) -> int:
+    """Peak bytes Python and numpy allocate while ``fn()`` runs (tracemalloc)."""
     tracemalloc.start()
     try:
         fn()
@@ -200,12 +201,12 @@ def test_memory_does_not_grow_with_the_recording(tmp_path):
     for minutes in (1, 10):
         wav = write_long_wav(tmp_path / f"{minutes}.wav", 60 * minutes)
         starts = plan_windows(60 * minutes, 3.0, 3.0)
-        peaks["audio", minutes] = _peak_traced(
+        peaks["audio", minutes] = peak_traced(
             lambda: sum(1 for _ in audio_windows(str(wav), 16000, starts, 3.0)))
     for minutes in (0.5, 5):
         mp4 = write_long_video(tmp_path / f"{minutes}.mp4", 60 * minutes)
         starts = plan_windows(60 * minutes, 3.0, 3.0)
-        peaks["video", minutes] = _peak_traced(
+        peaks["video", minutes] = peak_traced(
             lambda: sum(1 for _ in video_windows(str(mp4), cfg, starts, 3.0)))
     assert peaks["audio", 10] < 1.2 * peaks["audio", 1] + (1 << 20), peaks
     assert peaks["video", 5] < 1.2 * peaks["video", 0.5] + (1 << 20), peaks

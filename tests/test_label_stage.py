@@ -26,14 +26,19 @@ FEATURES = preset("default")
 SETTINGS = Settings()
 
 
-@pytest.fixture(scope="module")
-def model() -> FusionNet:
+def tiny_fusion() -> FusionNet:
+    """An untrained fusion model (seeded): labels are arbitrary but deterministic."""
     torch.manual_seed(0)
     audio = AudioNet(AudioNetConfig(channels=(8,), readout="stats", hidden=(8,)),
                      FEATURES.audio.shape)
     video = VideoNet(VideoNetConfig(channels=(4,), padding="same", readout="mean", hidden=(8,)),
                      FEATURES.video.shape)
     return FusionNet(audio, video, FusionHead(FusionNetConfig(hidden=(8,)), 8, 8)).eval()
+
+
+@pytest.fixture(scope="module")
+def model() -> FusionNet:
+    return tiny_fusion()
 
 
 def gray_frames(path) -> np.ndarray:
