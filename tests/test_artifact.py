@@ -78,3 +78,23 @@ def test_corrupt_and_foreign_files_fail_clearly(tmp_path):
             load_model(str(tmp_path / name))
     with pytest.raises(FileNotFoundError):
         load_model(str(tmp_path / "absent.pt"))
+
+
+class _Payload:
+    """Pickles as a call to ``os.system``: what a malicious model file carries."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_model_file_that_runs_code_is_refused_unrun(tmp_path):
+    """Artifacts load with ``weights_only=True``: a pickled callable is an error, never a call."""
+    marker = tmp_path / "pwned"
+    torch.save({"format": "emoray-model", "payload": _Payload(marker)}, tmp_path / "evil.pt")
+    with pytest.raises(ArtifactError, match="not a readable emoray model file"):
+        load_model(str(tmp_path / "evil.pt"))
+    assert not marker.exists()

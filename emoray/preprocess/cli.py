@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from emoray.config import ConfigError, build, load_yaml
+from emoray.label.redact import redact
 from emoray.preprocess.job import PreprocessConfig, run_preprocess
 from emoray.raycluster import init_ray
 
@@ -28,5 +29,9 @@ def main(argv: list[str]) -> int:
         print(f"emoray preprocess: config error: {e}", file=sys.stderr)
         return 2
     init_ray(args.num_cpus)
-    manifest = run_preprocess(cfg)
+    try:
+        manifest = run_preprocess(cfg)
+    except Exception as e:  # noqa: BLE001 - report without leaking credentials
+        print(f"emoray preprocess: failed: {redact(f'{type(e).__name__}: {e}')}", file=sys.stderr)
+        return 1
     return 0 if manifest["n_clips"] else 1
