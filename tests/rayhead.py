@@ -57,7 +57,7 @@ def ray_head(tmp: Path, num_cpus: int = 2, env: dict | None = None, timeout: flo
                 break
             except subprocess.TimeoutExpired:
                 continue
-        _kill_stragglers(temp_dir)
+        kill_processes_of(temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)
         log.close()
 
@@ -75,11 +75,19 @@ def _wait(address, env, proc, timeout, log: Path) -> None:
     raise RuntimeError(f"Ray head not ready after {timeout}s:\n{log.read_text()[-3000:]}")
 
 
-def _kill_stragglers(temp_dir: Path) -> None:
-    """Processes of this head that left the group (workers start their own sessions)."""
-    out = subprocess.run(["pgrep", "-f", str(temp_dir)], capture_output=True, text=True).stdout
-    for pid in out.split():
+def kill_processes_of(temp_dir: Path) -> None:
+    """SIGKILL every process that names ``temp_dir`` on its command line or holds a file under
+    it: a Ray node's processes that left its process group (workers start their own sessions,
+    agents rename themselves and ignore SIGTERM)."""
+    name, prefix = str(temp_dir), f"{temp_dir}/"
+    for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            os.kill(int(pid), signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            fds = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        except OSError:  # gone, or not ours to inspect
+            continue
+        if int(pid) != os.getpid() and (name in cmdline or any(f.startswith(prefix) for f in fds)):
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
