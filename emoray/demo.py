@@ -1,26 +1,31 @@
-"""``make demo``: the whole pipeline on a small synthetic corpus and a local Ray:
-synthesize -> preprocess -> train audio, video and fusion (briefly) -> report -> label an
-archive (a held-out synthetic actor's audio-only, video-only and full-AV files)."""
+"""``make demo``: the whole system on a small synthetic corpus and a local Ray. Synthesize four
+actors to train on and a held-out fifth as the archive, run the pipeline job
+(``jobs/configs/pipeline.yaml``: preprocess -> train audio, video and fusion briefly -> label
+the archive), then evaluate the fusion model on the archive, whose names give the truth."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
 
-from emoray.config import build, load_yaml
-from emoray.label.config import LabelConfig
-from emoray.label.job import run_label
-from emoray.preprocess.job import PreprocessConfig, run_preprocess
+from emoray import storage
+from emoray.evaluate import evaluate
+from emoray.evaluate.run import RESULT
+from emoray.evaluate.score import format_report
+from emoray.pipeline import load_pipeline_config, run_pipeline
+from emoray.pipeline.run import format_summary
 from emoray.raycluster import init_ray
 from emoray.synth.corpus import synthesize_corpus
-from emoray.train import load_train_config, train
 
 DEMO = Path("demo")
-# Short epochs so the demo ends in minutes on 2 cores; the paper's settings are the config's.
-TRAIN_OVERRIDES = [f"data={DEMO / 'shards'}", f"storage={DEMO / 'runs'}", "name=demo",
-                   "audio.preset=default", "video.preset=default", "fusion.preset=default",
-                   "audio.epochs=40", "video.epochs=8", "fusion.epochs=15"]
+# Short epochs so the demo ends in minutes on 2 cores; the presets' own epochs are longer.
+OVERRIDES = [f"preprocess.input={DEMO / 'corpus'}", f"preprocess.output={DEMO / 'shards'}",
+             "train.name=demo", f"train.storage={DEMO / 'runs'}",
+             "train.audio.epochs=40", "train.video.preset=paper", "train.video.epochs=10",
+             "train.fusion.epochs=15",
+             f"label.input={DEMO / 'archive'}", f"label.output={DEMO / 'labels'}"]
 
 
 def stills_dir() -> Path | None:
@@ -29,25 +34,21 @@ def stills_dir() -> Path | None:
 
 
 def main() -> int:
-    corpus = DEMO / "corpus"
-    print(f"emoray demo: synthesizing a 4-actor corpus in {corpus} ...", flush=True)
-    synthesize_corpus(corpus, actors=(1, 2, 3, 4), seed=0, modalities=("audio", "video"),
-                      width=640, height=360, stills_dir=stills_dir())
-    init_ray()
-    manifest = run_preprocess(PreprocessConfig(input=str(corpus), output=str(DEMO / "shards")))
-    if not manifest["n_clips"]:
-        return 1
-    train(load_train_config("jobs/configs/train_all.yaml", TRAIN_OVERRIDES))
-    run = DEMO / "runs" / "demo"
-    archive = DEMO / "archive"
-    synthesize_corpus(archive, actors=(5,), seed=1, modalities=("audio", "video", "av"),
+    cfg = load_pipeline_config("jobs/configs/pipeline.yaml", OVERRIDES)
+    print(f"emoray demo: synthesizing 4 actors in {cfg.preprocess.input} and a held-out "
+          f"archive in {cfg.label.input} ...", flush=True)
+    synthesize_corpus(cfg.preprocess.input, actors=(1, 2, 3, 4), seed=0,
+                      modalities=("audio", "video"), width=640, height=360,
+                      stills_dir=stills_dir())
+    synthesize_corpus(cfg.label.input, actors=(5,), seed=1, modalities=("audio", "video", "av"),
                       emotions=(1, 4, 5, 8), width=640, height=360, stills_dir=stills_dir())
-    run_label(build(LabelConfig, load_yaml("jobs/configs/label.yaml", [
-        f"model={run / 'models' / 'random' / 'fusion.pt'}", f"input={archive}",
-        f"output={DEMO / 'labels'}"])))
-    print(f"\nemoray demo: done.\n  shards:  {DEMO / 'shards'}\n"
-          f"  report:  {run / 'report' / 'summary.md'} (plots beside it)\n"
-          f"  models:  {run / 'models'}\n  labels:  {DEMO / 'labels' / 'labels'}")
+    init_ray()
+    result = run_pipeline(cfg)
+    # The archive is labelled already: evaluating into the same output only scores the labels.
+    scores = evaluate(dataclasses.replace(cfg.label, model=result["model"]))
+    print(f"\n{format_report(scores)}\n\nemoray demo: done.\n{format_summary(result)}\n"
+          f"  scores:  {storage.join(cfg.label.output, RESULT)} (the fusion model on the "
+          "held-out archive)")
     return 0
 
 

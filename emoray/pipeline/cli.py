@@ -7,7 +7,7 @@ import sys
 
 from emoray.config import ConfigError
 from emoray.pipeline.config import load_pipeline_config
-from emoray.pipeline.run import run_pipeline
+from emoray.pipeline.run import format_summary, run_pipeline
 from emoray.raycluster import init_ray
 
 
@@ -25,9 +25,5 @@ def main(argv: list[str]) -> int:
         print(f"emoray pipeline: config error: {e}", file=sys.stderr)
         return 2
     init_ray(args.num_cpus)
-    out = run_pipeline(cfg)
-    accuracy = ", ".join(f"{k} {100 * a:.2f}%" for k, a in out["test_accuracy"].items())
-    print(f"emoray pipeline: done.\n  shards:  {out['shards']} ({out['clips']} clips)\n"
-          f"  report:  {out['report']} (test accuracy: {accuracy})\n  model:   {out['model']}\n"
-          f"  labels:  {out['labels']} ({out['labelled']} files, {out['label_errors']} errors)")
+    print(f"emoray pipeline: done.\n{format_summary(run_pipeline(cfg))}")
     return 0

@@ -30,6 +30,18 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
             "label_errors": labels["errors"]}
 
 
+def format_summary(result: dict) -> str:
+    """Where ``run_pipeline``'s outputs went, as lines to print."""
+    accuracy = ", ".join(f"{k} {100 * a:.2f}%" for k, a in result["test_accuracy"].items())
+    report = result["report"].rsplit("/", 1)[0]
+    return (f"  shards:  {result['shards']} ({result['clips']} clips)\n"
+            f"  report:  {result['report']} (test accuracy: {accuracy}); plots "
+            f"{report}/confusion_*.png, {report}/curves_*.png\n"
+            f"  model:   {result['model']}\n"
+            f"  labels:  {result['labels']} ({result['labelled']} files, "
+            f"{result['label_errors']} errors)")
+
+
 def labeling_model(metrics: dict, stage: str) -> str:
     """The artifact of ``stage`` on the run's first split (a training report's metrics)."""
     splits = metrics["stages"][stage]["splits"]
