@@ -40,3 +40,16 @@ def test_node_roles(cluster):
     setup = " ".join(cluster["setup_commands"])
     assert "pip install" in setup and "emoray" in setup
     assert any("/dev/shm" in c for c in cluster["initialization_commands"])
+
+
+def test_runtime_env_pins_the_projects_dependencies():
+    """jobs/runtime_env.yaml (``pip`` in the runtime env) installs exactly pyproject.toml's
+    dependencies except Ray, which the cluster provides; Ray accepts it as a runtime env."""
+    import tomllib
+
+    from ray.runtime_env import RuntimeEnv
+
+    env = yaml.safe_load((REPO / "jobs" / "runtime_env.yaml").read_text())
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert env["pip"] == [d for d in deps if not d.startswith("ray")]
+    assert RuntimeEnv(**env, working_dir=".")["pip"]["packages"] == env["pip"]
