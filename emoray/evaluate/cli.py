@@ -4,15 +4,13 @@ a folder (or s3:// prefix) of RAVDESS-named files; the true emotions come from t
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 
-from emoray.config import ConfigError, build, load_yaml
+from emoray.command import run_command
+from emoray.config import build, load_yaml
 from emoray.evaluate.run import evaluate
 from emoray.evaluate.score import format_report
 from emoray.label.config import LabelConfig
-from emoray.label.redact import redact
-from emoray.raycluster import init_ray
 
 
 def main(argv: list[str]) -> int:
@@ -25,19 +23,13 @@ def main(argv: list[str]) -> int:
     p.add_argument("overrides", nargs="*", help="labeling settings, key=value "
                                                 "(jobs/configs/label.yaml fields)")
     args = p.parse_args(argv)
+
+    def work(cfg: LabelConfig) -> int:
+        result = evaluate(cfg)
+        print(format_report(result))
+        return 0 if result["n"] else 1
+
     with tempfile.TemporaryDirectory(prefix="emoray-evaluate-") as tmp:
-        try:
-            cfg = build(LabelConfig, {**load_yaml(None, args.overrides), "model": args.model,
-                                      "input": args.data, "output": args.output or tmp})
-        except ConfigError as e:
-            print(f"emoray evaluate: config error: {e}", file=sys.stderr)
-            return 2
-        init_ray(args.num_cpus)
-        try:
-            result = evaluate(cfg)
-        except Exception as e:  # noqa: BLE001 - report without leaking credentials
-            print(f"emoray evaluate: failed: {redact(f'{type(e).__name__}: {e}')}",
-                  file=sys.stderr)
-            return 1
-    print(format_report(result))
-    return 0 if result["n"] else 1
+        return run_command("emoray evaluate", lambda: build(LabelConfig, {
+            **load_yaml(None, args.overrides), "model": args.model, "input": args.data,
+            "output": args.output or tmp}), work, args.num_cpus)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from emoray.config import ConfigError
-from emoray.pipeline.config import load_pipeline_config
+from emoray.command import run_command
+from emoray.pipeline.config import PipelineConfig, load_pipeline_config
 from emoray.pipeline.run import format_summary, run_pipeline
-from emoray.raycluster import init_ray
 
 
 def main(argv: list[str]) -> int:
@@ -19,11 +17,11 @@ def main(argv: list[str]) -> int:
                                                 "(e.g. preprocess.input=s3://b/in "
                                                 "train.audio.epochs=5)")
     args = p.parse_args(argv)
-    try:
-        cfg = load_pipeline_config(args.config, args.overrides)
-    except ConfigError as e:
-        print(f"emoray pipeline: config error: {e}", file=sys.stderr)
-        return 2
-    init_ray(args.num_cpus)
-    print(f"emoray pipeline: done.\n{format_summary(run_pipeline(cfg))}")
-    return 0
+
+    def work(cfg: PipelineConfig) -> int:
+        print(f"emoray pipeline: done.\n{format_summary(run_pipeline(cfg))}")
+        return 0
+
+    return run_command("emoray pipeline", lambda: load_pipeline_config(args.config,
+                                                                       args.overrides),
+                       work, args.num_cpus)
