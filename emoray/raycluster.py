@@ -4,8 +4,11 @@ one) and placing work on the nodes meant for it."""
 from __future__ import annotations
 
 import os
+import sys
 
 import ray
+
+from emoray.config import ConfigError
 
 
 def init_ray(num_cpus: int | None = None) -> None:
@@ -19,8 +22,25 @@ def init_ray(num_cpus: int | None = None) -> None:
     ray.data.DataContext.get_current().enable_progress_bars = True
 
 
+BUILTIN_RESOURCES = ("CPU", "GPU", "memory", "object_store_memory")
+
+
+def check_resource(field: str, resource: str | None) -> None:
+    """A config field naming a custom resource: not empty, not one Ray defines itself."""
+    if resource is not None and (not resource or resource in BUILTIN_RESOURCES):
+        raise ConfigError(f"{field}: {resource!r} must name a custom resource that nodes "
+                          "advertise (cluster.yaml: emoray_cpu), not one of "
+                          f"{', '.join(BUILTIN_RESOURCES)}")
+
+
 def pinned(resource: str | None) -> dict:
     """Ray options that keep a task or actor on the nodes advertising the custom ``resource``
     (cluster.yaml: ``emoray_cpu`` on CPU workers). It asks for a tiny share, so the resource
-    never limits how many run there; CPUs and GPUs do."""
-    return {"resources": {resource: 0.001}} if resource else {}
+    never limits how many run there; CPUs and GPUs do. Says so when no node has it now (the
+    work waits for one: an autoscaler starts it, a fixed cluster never does)."""
+    if not resource:
+        return {}
+    if resource not in ray.cluster_resources():
+        print(f"emoray: no node advertises {resource!r} now; the work pinned to it waits until "
+              "one joins the cluster", file=sys.stderr, flush=True)
+    return {"resources": {resource: 0.001}}

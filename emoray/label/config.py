@@ -8,6 +8,7 @@ from typing import Literal
 
 from emoray.config import ConfigError, check_uri
 from emoray.label.stage import Settings
+from emoray.raycluster import check_resource
 
 
 EXCLUDE = ("*.txt", "*.md", "*.json", "*.csv", "*.parquet")  # sidecar files, never probed
@@ -45,6 +46,8 @@ class LabelConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be > 0, got {getattr(self, name)}")
+        check_resource("node_resource", self.node_resource)
+        check_resource("model_resource", self.model_resource)
         if self.model_cpus != "auto" and self.model_cpus < 0:
             raise ConfigError(f"model_cpus: must be >= 0, got {self.model_cpus}")
         if self.clip_max_s < self.window_s:

@@ -22,7 +22,7 @@ from emoray.config import ConfigError, check_uri
 from emoray.features.config import FeatureConfig, preset
 from emoray.manifest import write_manifest
 from emoray.preprocess.stage import ShardReport, ShardSpec, plan_shards, write_shard
-from emoray.raycluster import pinned
+from emoray.raycluster import check_resource, pinned
 from emoray.shards import ERRORS_SCHEMA
 
 ERRORS_PATH = "errors.parquet"
@@ -46,6 +46,7 @@ class PreprocessConfig:
             raise ConfigError(f"num_cpus: must be > 0, got {self.num_cpus}")
         for name in ("input", "output"):
             check_uri(name, getattr(self, name))
+        check_resource("node_resource", self.node_resource)
         try:
             self.feature_config()
         except ValueError as e:
