@@ -6,6 +6,7 @@ import dataclasses
 
 from emoray import storage
 from emoray.label.job import run_label
+from emoray.label.parts import LABELS_DIR
 from emoray.pipeline.config import PipelineConfig
 from emoray.preprocess.job import ERRORS_PATH, run_preprocess
 from emoray.train import train
@@ -26,7 +27,7 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
             "report": storage.join(run, "report", "summary.md"), "model": model,
             "test_accuracy": {k: s["test"]["accuracy"]["mean"]
                               for k, s in metrics["stages"].items()},
-            "labels": storage.join(cfg.label.output, "labels"), "labelled": labels["labelled"],
+            "labels": storage.join(cfg.label.output, LABELS_DIR), "labelled": labels["labelled"],
             "label_errors": labels["errors"]}
 
 
