@@ -67,7 +67,7 @@ def test_pipeline_via_ray_job_submit_from_s3_to_s3(head, s3, synth_corpus):
     r = submit(head, "pipeline", "pipeline",
                f"preprocess.input={corpus}", f"preprocess.output={root}/shards",
                f"train.storage={root}/runs", "train.name=tiny", "train.workers.num_workers=1",
-               "train.audio.epochs=2", "train.video.epochs=2", "train.fusion.epochs=2",
+               "train.audio.epochs=1", "train.video.epochs=1", "train.fusion.epochs=1",
                f"train.audio.model={TINY_AUDIO}", f"train.video.model={TINY_VIDEO}",
                f"label.input={corpus}/Actor_01", f"label.output={root}/labels")
     manifest = json.loads(storage.read_bytes(f"{root}/shards/manifest.json"))
