@@ -17,7 +17,7 @@ def test_the_shipped_config_chains_the_stages():
                                         "train.storage=s3://b/runs", "train.audio.epochs=3"])
     assert cfg.train.data == "s3://b/shards"
     assert cfg.train.stages == ["audio", "video", "fusion"] and cfg.train.audio.epochs == 3
-    assert cfg.train.audio.patience == 10  # the default preset's recipe fills the rest
+    assert cfg.train.audio.schedule == "onecycle"  # the default preset's recipe fills the rest
     assert cfg.label.model == f"s3://b/runs/{cfg.train.name}/models"
 
 

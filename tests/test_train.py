@@ -1,7 +1,10 @@
-"""Ray Train end to end on a real local cluster (2 CPUs), on toy shards.
+"""Ray Train end to end on a real local cluster (2 CPUs), on the synthetic corpus.
 
-The tests depend only on ``shard_dir`` (a preprocessing output folder with a manifest): any
-corpus that keeps audio blind to calm/neutral and video blind to fearful/surprised works.
+The synthetic corpus keeps audio blind to calm/neutral and video blind to fearful/surprised
+(by design of ``emoray.synth``); every other emotion shows in both. 24 actors are synthesized,
+14 of them with video too (drawn faces, 320x180), and preprocessed with short audio windows and small video crops
+(16 frames of 40x35), so that training on 2 CPUs takes seconds per epoch. Test actors are
+never seen in training.
 """
 
 import json
@@ -18,17 +21,29 @@ import torch
 
 from emoray import manifest, storage
 from emoray.artifact import load_model
+from emoray.preprocess.job import PreprocessConfig, run_preprocess
+from emoray.synth.corpus import synthesize_corpus
 from emoray.train import train, train_config
 from emoray.train.splits import Split, read_metadata
-from toy_shards import AUDIO_TWINS, VIDEO_TWINS, write_toy_shards
 
-TINY = {  # small models, few epochs: the whole module runs in about two minutes on 2 CPUs
+AUDIO_TWINS = (0, 1)  # neutral and calm sound the same
+VIDEO_TWINS = (5, 7)  # fearful and surprised look the same
+AUDIO_FLOOR = 0.7
+"""Audio on the 6 emotions it can tell apart, held-out actors (chance: 1/6). Runs scored 0.75
+to 0.98: some synthetic voices of actors 12-14 put happy near angry. Video and fusion: 0.9."""
+AUDIO_ACTORS = tuple(range(1, 25))  # audio is cheap: more voices to generalise from
+VIDEO_ACTORS = tuple(range(1, 15))
+TEST_ACTORS = [12, 13, 14]
+# 1.5 s of audio: synthetic utterances hold 1.5-2.5 s of speech, and the default 3 s window
+# pads them with silence whose length varies by actor, which costs held-out accuracy.
+SMALL_FEATURES = {"audio": {"frames": 150}, "video": {"frames": 16, "height": 40, "width": 35}}
+TINY = {  # default recipes, fewer epochs, a narrower video net
     "workers": {"num_workers": 2},
-    "audio": {"preset": "paper", "epochs": 10, "lr": 0.003, "batch_size": 16,
-              "model": {"channels": [16, 16], "hidden": [32, 16]}},
-    "video": {"preset": "default", "epochs": 10, "lr": 0.003, "batch_size": 16,
-              "model": {"channels": [8, 8, 16]}},
-    "fusion": {"preset": "default", "epochs": 10, "lr": 0.003, "batch_size": 16},
+    "audio": {"preset": "default", "batch_size": 16},  # 60 epochs: cheap; 30 left one run
+    #                                                    in four under 0.9
+    "video": {"preset": "default", "batch_size": 16, "epochs": 20,
+              "model": {"channels": [16, 32, 64]}},
+    "fusion": {"preset": "default", "batch_size": 16, "epochs": 15},
 }
 
 
@@ -46,14 +61,20 @@ def ray_cluster(ray_local):
 
 
 @pytest.fixture(scope="module")
-def shard_dir(tmp_path_factory):
-    return write_toy_shards(str(tmp_path_factory.mktemp("shards")))
+def shard_dir(ray_cluster, tmp_path_factory):
+    corpus = tmp_path_factory.mktemp("corpus")
+    synthesize_corpus(corpus, actors=AUDIO_ACTORS, seed=0, modalities=("audio",))
+    synthesize_corpus(corpus, actors=VIDEO_ACTORS, seed=0, modalities=("video",),
+                      width=320, height=180, stills_dir=None)
+    out = str(tmp_path_factory.mktemp("shards"))
+    result = run_preprocess(PreprocessConfig(input=str(corpus), output=out, **SMALL_FEATURES))
+    assert result["n_clips"] == 60 * len(AUDIO_ACTORS) and not result["n_errors"]
+    return out
 
 
 def config(shard_dir, storage, name, **extra):
-    actors = sorted(set(read_metadata(shard_dir).column("actor").to_pylist()))
     return train_config({"name": name, "data": shard_dir, "storage": str(storage),
-                         "protocol": {"kind": "actors", "test_actors": actors[-2:],
+                         "protocol": {"kind": "actors", "test_actors": TEST_ACTORS,
                                       "val_fraction": 0.2},
                          **TINY, **extra})
 
@@ -74,7 +95,7 @@ def accuracy_without(cm, classes) -> float:
 def test_each_branch_learns_what_its_modality_shows(trained):
     metrics, _ = trained
     audio, video = metrics["stages"]["audio"], metrics["stages"]["video"]
-    assert accuracy_without(audio["confusion"], AUDIO_TWINS) >= 0.9
+    assert accuracy_without(audio["confusion"], AUDIO_TWINS) >= AUDIO_FLOOR
     assert accuracy_without(video["confusion"], VIDEO_TWINS) >= 0.9
     assert min(audio["test"]["accuracy"]["mean"], video["test"]["accuracy"]["mean"]) > 0.6
 
@@ -107,7 +128,7 @@ def test_report_files_and_throughput(trained):
     assert json.loads((report / "metrics.json").read_text())["protocol"]["kind"] == "actors"
     summary = (report / "summary.md").read_text()
     assert "speaker-independent: test actors" in summary
-    for row in ("| Audio (1D CNN) | paper |", "| Video (3D CNN) | default |", "| Fusion |"):
+    for row in ("| Audio (1D CNN) | default |", "| Video (3D CNN) | default |", "| Fusion |"):
         assert row in summary
     for kind in ("audio", "video", "fusion"):
         for name in (f"confusion_{kind}.png", f"curves_{kind}.png"):
@@ -149,11 +170,11 @@ def test_fusion_alone_on_trained_branches(trained, shard_dir, tmp_path):
 
 
 def test_killed_worker_resumes_from_checkpoint_and_rerun_continues(ray_cluster, shard_dir, s3):
-    """On S3 storage: checkpoints, artifacts and the report all go through s3://."""
-    epochs = 12
+    """On S3 storage: checkpoints, artifacts and the report all go through s3://. The resumed
+    run clears the accuracy floor an undisturbed run clears."""
     storage_uri = f"s3://{s3.bucket}/runs-{time.time_ns()}"
-    cfg = config(shard_dir, storage_uri, "ft", stages=["audio"],
-                 audio={**TINY["audio"], "epochs": epochs})
+    cfg = config(shard_dir, storage_uri, "ft", stages=["audio"])
+    epochs = cfg.audio.epochs
     checkpoints = storage.join(storage_uri, "ft", "checkpoints", "actors-audio")
     killed = []
 
@@ -169,9 +190,11 @@ def test_killed_worker_resumes_from_checkpoint_and_rerun_continues(ray_cluster, 
 
     killer = threading.Thread(target=kill_a_worker_after_two_checkpoints, daemon=True)
     killer.start()
-    run = train(cfg)["stages"]["audio"]["splits"]["actors"]
+    audio = train(cfg)["stages"]["audio"]
+    run = audio["splits"]["actors"]
     killer.join()
     assert killed
+    assert accuracy_without(audio["confusion"], AUDIO_TWINS) >= AUDIO_FLOOR  # as undisturbed
     restart = run["starts"][1]
     assert run["starts"] == [0, restart] and 1 <= restart < epochs  # not from epoch 0
     assert [h["epoch"] for h in run["history"]] == list(range(1, epochs + 1))

@@ -19,7 +19,8 @@ def test_presets_fill_what_the_config_leaves_out():
     cfg = train_config({**BASE, "video": {"preset": "default", "epochs": 7}})
     assert (cfg.audio.epochs, cfg.video.epochs, cfg.fusion.epochs) == (25, 7, 12)
     assert (cfg.audio.batch_size, cfg.audio.lr, cfg.audio.class_weights) == (32, 0.001, False)
-    assert cfg.video.class_weights and cfg.video.patience == 10
+    assert cfg.video.class_weights and cfg.video.schedule == "onecycle" and cfg.video.lr == 0.003
+    assert cfg.audio.schedule == "constant"
     assert cfg.workers.use_gpu == "auto"
 
 

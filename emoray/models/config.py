@@ -71,7 +71,7 @@ PRESETS = {
                                 readout="stats", hidden=(64,), dropout=0.3,
                                 time_masks=2, freq_masks=2),
         "video": VideoNetConfig(channels=(16, 32, 64, 128), padding="same", pool_every=1,
-                                batchnorm=True, clip_norm=True, readout="mean", dropout=0.3,
+                                batchnorm=True, clip_norm=True, readout="flatten", dropout=0.3,
                                 hflip=True),
         "fusion": FusionNetConfig(dropout=0.3, modality_dropout=0.2),
     },

@@ -21,6 +21,7 @@ from emoray.features.config import FeatureConfig
 from emoray.models import FusionHead, build_branch
 from emoray.models.config import from_dict
 from emoray.train.metrics import confusion, scores
+from emoray.train.schedule import lr_at
 
 STATE_FILE = "state.pt"
 
@@ -42,11 +43,12 @@ def loss_function(spec: dict, device) -> nn.Module:
 
 
 def train_epoch(model: nn.Module, batches: Iterable[dict], inputs: list[str], loss_fn,
-                optimizer, sync=lambda: None) -> dict:
+                optimizer, sync=lambda: None, lr_of_step=None) -> dict:
     """One pass over ``batches``; returns sums (loss, correct, n) and the seconds spent
     waiting for batches (``first_wait_s`` of it for the first: the pipeline's start-up)
-    versus computing."""
+    versus computing. ``lr_of_step(i)``, when given, sets the rate of the epoch's i-th step."""
     model.train()
+    step = 0
     loss_sum = correct = n = 0.0
     wait = compute = first_wait = 0.0
     it = iter(batches)
@@ -59,6 +61,10 @@ def train_epoch(model: nn.Module, batches: Iterable[dict], inputs: list[str], lo
         if batch is None:
             break
         y = batch["label"].long()
+        if lr_of_step is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_of_step(step)
+        step += 1
         logits = model(*(batch[k] for k in inputs))
         loss = loss_fn(logits, y)
         optimizer.zero_grad(set_to_none=True)
@@ -144,7 +150,9 @@ def train_loop(spec: dict) -> None:
         stats = train_epoch(model, train_it.iter_torch_batches(
             batch_size=spec["batch_size"], local_shuffle_buffer_size=spec["shuffle_buffer"],
             local_shuffle_seed=spec["seed"] + epoch, prefetch_batches=2, drop_last=True),
-            inputs, loss_fn, optimizer, sync)
+            inputs, loss_fn, optimizer, sync, lambda i: lr_at(
+                spec["schedule"], spec["lr"],
+                (epoch + i / spec["steps_per_epoch"]) / spec["epochs"]))
         wall = time.perf_counter() - t0
         sums = torch.tensor([stats[k] for k in ("loss_sum", "correct", "n", "wait_s",
                                                 "first_wait_s", "compute_s")],

@@ -77,18 +77,22 @@ def class_weights(labels, n_classes: int = 8) -> list[float]:
 
 
 def stage_spec(kind: str, stage: StageConfig, features: FeatureConfig, train_labels,
-               has_val: bool, seed: int, threads: int, embed_dims=None) -> dict:
+               has_val: bool, seed: int, threads: int, num_workers: int,
+               embed_dims=None) -> dict:
     """The plain-dict config ``train_loop`` runs from."""
     return {
         "kind": kind, "model": to_dict(model_config(kind, stage.preset, stage.model)),
         "features": features.to_dict(), "embed_dims": embed_dims,
         "inputs": ["audio_emb", "video_emb"] if kind == "fusion" else [kind],
         "epochs": stage.epochs, "batch_size": stage.batch_size, "lr": stage.lr,
+        "schedule": stage.schedule,
+        "steps_per_epoch": max(1, len(train_labels) // (stage.batch_size * num_workers)),
         "weight_decay": stage.weight_decay, "label_smoothing": stage.label_smoothing,
         "class_weights": class_weights(train_labels) if stage.class_weights else None,
         "patience": stage.patience if has_val else 0, "has_val": has_val,
         "keep_best": stage.keep_best and has_val,
-        "shuffle_buffer": 8 * stage.batch_size, "seed": seed, "threads": threads,
+        "shuffle_buffer": max(stage.shuffle_buffer, stage.batch_size), "seed": seed,
+        "threads": threads,
     }
 
 
@@ -115,7 +119,7 @@ def run_stage(kind: str, cfg: TrainConfig, split: Split, meta: pa.Table,
         datasets = train_data.branch_datasets(cfg.data, kind, split, cfg.cache_data)
         dims = None
     spec = stage_spec(kind, stage, features, _labels(meta, split.train, kind),
-                      "val" in datasets, cfg.seed, threads, dims)
+                      "val" in datasets, cfg.seed, threads, cfg.workers.num_workers, dims)
     fs, ckpt_path = storage.filesystem(storage.join(run_uri, "checkpoints"))
     trainer = TorchTrainer(
         train_loop, train_loop_config=spec, scaling_config=scaling_config, datasets=datasets,
