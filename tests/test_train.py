@@ -1,10 +1,10 @@
 """Ray Train end to end on a real local cluster (2 CPUs), on the synthetic corpus.
 
 The synthetic corpus keeps audio blind to calm/neutral and video blind to fearful/surprised
-(by design of ``emoray.synth``); every other emotion shows in both. 24 actors are synthesized,
-14 of them with video too (drawn faces, 320x180), and preprocessed with short audio windows and small video crops
-(16 frames of 40x35), so that training on 2 CPUs takes seconds per epoch. Test actors are
-never seen in training.
+(by design of ``emoray.synth``); every other emotion shows in both. 24 actors are
+synthesized, 14 of them with video too (drawn faces, 320x180), and preprocessed with short
+audio windows and small video crops (16 frames of 40x35), so that training on 2 CPUs takes
+seconds per epoch. Test actors are never seen in training.
 """
 
 import json
@@ -34,13 +34,11 @@ to 0.98: some synthetic voices of actors 12-14 put happy near angry. Video and f
 AUDIO_ACTORS = tuple(range(1, 25))  # audio is cheap: more voices to generalise from
 VIDEO_ACTORS = tuple(range(1, 15))
 TEST_ACTORS = [12, 13, 14]
-# 1.5 s of audio: synthetic utterances hold 1.5-2.5 s of speech, and the default 3 s window
-# pads them with silence whose length varies by actor, which costs held-out accuracy.
+# 1.5 s of audio (synthetic utterances hold 1.5-2.5 s of speech) and small crops: fast epochs.
 SMALL_FEATURES = {"audio": {"frames": 150}, "video": {"frames": 16, "height": 40, "width": 35}}
 TINY = {  # default recipes, fewer epochs, a narrower video net
     "workers": {"num_workers": 2},
-    "audio": {"preset": "default", "batch_size": 16},  # 60 epochs: cheap; 30 left one run
-    #                                                    in four under 0.9
+    "audio": {"preset": "default", "batch_size": 16},  # the recipe's 60 epochs: cheap
     "video": {"preset": "default", "batch_size": 16, "epochs": 20,
               "model": {"channels": [16, 32, 64]}},
     "fusion": {"preset": "default", "batch_size": 16, "epochs": 15},
