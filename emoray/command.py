@@ -8,7 +8,7 @@ import sys
 from typing import Callable, TypeVar
 
 from emoray.config import ConfigError
-from emoray.label.redact import redact
+from emoray.redact import redact
 from emoray.raycluster import init_ray
 
 C = TypeVar("C")

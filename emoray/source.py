@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from emoray import storage
 from emoray.errors import MediaError
-from emoray.label.redact import redact
+from emoray.redact import redact
 
 IN_MEMORY_BYTES = 64 << 20  # default: files up to this size are read whole
 _CHUNK = 8 << 20

@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
-from emoray.label.redact import redact
+from emoray.redact import redact
 
 RETRY_S = 120.0  # default of $EMORAY_S3_RETRY_S
 _BACKOFF_S = (0.5, 8.0)  # first and longest wait between tries

@@ -16,7 +16,7 @@ from emoray.features.audio import decode_audio, peak_dbfs
 from emoray.features.config import VideoFeatureConfig
 from emoray.features.video import video_features
 from emoray.label.media import audio_windows, probe, video_windows
-from emoray.label.redact import redact
+from emoray.redact import redact
 from emoray.label.windows import plan_windows, route
 from emoray.source import fetch
 from media import tone, write_audio, write_video

@@ -14,7 +14,7 @@ from badmedia import write_subtitles_only
 from emoray.artifact import save_model
 from emoray.features.config import preset
 from emoray.label import cli as label_cli
-from emoray.label.redact import redact
+from emoray.redact import redact
 from emoray.preprocess import cli as preprocess_cli
 from test_label_stage import tiny_fusion
 

@@ -15,7 +15,7 @@ import av.logging
 
 from emoray import storage
 from emoray.errors import MediaError
-from emoray.label.redact import redact
+from emoray.redact import redact
 
 
 def open_media(src, stage: str, options: dict[str, str]) -> av.container.InputContainer:

@@ -21,7 +21,7 @@ from emoray.features.audio import audio_features, decode_audio, peak_dbfs
 from emoray.features.config import FeatureConfig
 from emoray.features.video import video_features
 from emoray.label.media import Probe, audio_windows, probe, video_windows
-from emoray.label.redact import redact
+from emoray.redact import redact
 from emoray.label.schema import ITEMS_SCHEMA
 from emoray.label.windows import plan_windows, route
 from emoray.source import IN_MEMORY_BYTES, Source, fetch

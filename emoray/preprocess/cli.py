@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from emoray.config import ConfigError, build, load_yaml
-from emoray.label.redact import redact
+from emoray.command import run_command
+from emoray.config import build, load_yaml
 from emoray.preprocess.job import PreprocessConfig, run_preprocess
-from emoray.raycluster import init_ray
 
 
 def main(argv: list[str]) -> int:
@@ -20,18 +18,12 @@ def main(argv: list[str]) -> int:
     p.add_argument("--num-cpus", type=int, help="CPUs of a local Ray (ignored on a cluster)")
     p.add_argument("overrides", nargs="*", help="config overrides, key.sub=value")
     args = p.parse_args(argv)
-    try:
+
+    def configure() -> PreprocessConfig:
         data = load_yaml(args.config, args.overrides)
         data.update({k: v for k in ("input", "output", "features")
                      if (v := getattr(args, k)) is not None})
-        cfg = build(PreprocessConfig, data)
-    except ConfigError as e:
-        print(f"emoray preprocess: config error: {e}", file=sys.stderr)
-        return 2
-    init_ray(args.num_cpus)
-    try:
-        manifest = run_preprocess(cfg)
-    except Exception as e:  # noqa: BLE001 - report without leaking credentials
-        print(f"emoray preprocess: failed: {redact(f'{type(e).__name__}: {e}')}", file=sys.stderr)
-        return 1
-    return 0 if manifest["n_clips"] else 1
+        return build(PreprocessConfig, data)
+
+    return run_command("emoray preprocess", configure,
+                       lambda cfg: 0 if run_preprocess(cfg)["n_clips"] else 1, args.num_cpus)

@@ -16,7 +16,7 @@ from emoray.errors import MediaError
 from emoray.features.audio import audio_features, decode_audio, peak_dbfs
 from emoray.features.config import FeatureConfig
 from emoray.features.video import video_features
-from emoray.label.redact import redact
+from emoray.redact import redact
 from emoray.ravdess import parse_name
 from emoray.shards import ClipFeatures, to_table
 from emoray.source import fetch
