@@ -81,3 +81,34 @@ def test_too_small_inputs_fail_clearly():
         build_branch("audio", model_config("audio", "paper", {"channels": [8] * 9}), tiny)
     with pytest.raises(ValueError, match="too small"):
         build_branch("video", model_config("video", "paper", {"channels": [4] * 8}), tiny)
+
+
+def test_padding_is_left_out_of_utterance_statistics():
+    """A clip padded with silence gives the same normalised content and the same
+    functionals as the clip alone: the padded tail is masked out."""
+    from emoray.models.audio import content_mask, normalise, utterance_functionals
+
+    torch.manual_seed(0)
+    speech = torch.randn(1, 200, 64)
+    padded = torch.cat([speech, torch.full((1, 100, 64), -80.0)], 1)
+    mask = content_mask(padded)
+    assert mask.sum() == 200 and content_mask(speech).all()
+    assert torch.allclose(normalise(padded, mask)[:, :200],
+                          normalise(speech, content_mask(speech)), atol=1e-5)
+    assert (normalise(padded, mask)[:, 200:] == 0).all()
+    assert torch.allclose(utterance_functionals(padded, mask),
+                          utterance_functionals(speech, content_mask(speech)), atol=1e-5)
+
+
+def test_functionals_join_the_cnn_and_mixup_mixes_inputs_and_labels():
+    from emoray.train.loop import mix
+
+    cfg = model_config("audio", "default", {"functionals": [32], "skip_padding": True})
+    net = build_branch("audio", cfg, DEFAULT).eval()
+    x = batch(DEFAULT, n=3)[0]
+    assert net(x).shape == (3, 8) and net.embed(x).shape == (3, net.embed_dim)
+    y = torch.tensor([0, 1, 2])
+    (mixed,), lam, y2 = mix([x], y, alpha=0.4)
+    assert 0 <= lam <= 1 and sorted(y2.tolist()) == [0, 1, 2]
+    partner = [y.tolist().index(v) for v in y2.tolist()]
+    assert torch.allclose(mixed, lam * x + (1 - lam) * x[partner])

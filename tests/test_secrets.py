@@ -16,6 +16,7 @@ from emoray.features.config import preset
 from emoray.label import cli as label_cli
 from emoray.redact import redact
 from emoray.preprocess import cli as preprocess_cli
+from emoray.train import cli as train_cli
 from test_label_stage import tiny_fusion
 
 LEAKY = "s3://AKIAEXAMPLEKEY:wJalr/XUtnFEMI+bPxRfiCY@bucket/in"
@@ -34,6 +35,8 @@ def test_redact_uri_credentials_and_signed_urls():
 @pytest.mark.parametrize("main, argv", [
     (preprocess_cli.main, ["--input", LEAKY, "--output", "out"]),
     (label_cli.main, ["--model", f"{LEAKY}/m.pt", "--input", "in", "--output", "out"]),
+    (train_cli.main, ["--config", str(Path(__file__).parents[1] / "jobs" / "configs" /
+                                      "train_audio.yaml"), f"data={LEAKY}"]),
 ])
 def test_a_uri_carrying_credentials_is_refused_unechoed(main, argv, capsys):
     assert main(argv) == 2

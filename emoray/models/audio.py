@@ -10,6 +10,44 @@ from emoray.models.config import AudioNetConfig
 from emoray.models.layers import mlp
 
 
+N_FUNCTIONALS = 7
+
+
+def content_mask(x: torch.Tensor) -> torch.Tensor:
+    """``x`` [B, T, F] -> bool [B, T], False on the padded tail: the trailing run of two or
+    more frames identical to the last one (the features of the zeros a short clip is padded
+    with); a clip of one repeated frame keeps its first."""
+    same = (x == x[:, -1:]).all(2)
+    run = same.flip(1).long().cumprod(1).sum(1)  # trailing frames equal to the last one
+    length = torch.where(run > 1, x.shape[1] - run, x.shape[1]).clamp(min=1)
+    return torch.arange(x.shape[1], device=x.device)[None] < length[:, None]
+
+
+def utterance_functionals(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``x`` [B, T, F], frames ``mask`` [B, T] -> [B, 7 * F]: per coefficient, over the
+    masked frames, the mean, std, 10/50/90% quantiles, and the mean and std of the absolute
+    frame-to-frame change."""
+    nan = torch.tensor(float("nan"), device=x.device)
+    v = torch.where(mask[..., None], x, nan)
+    d = (v[:, 1:] - v[:, :-1]).abs()
+    q = torch.nanquantile(v, torch.tensor([0.1, 0.5, 0.9], device=x.device), dim=1)
+    out = torch.cat([v.nanmean(1), _nanstd(v), *q, d.nanmean(1), _nanstd(d)], 1)
+    return torch.nan_to_num(out)  # one-frame clips have no change
+
+
+def _nanstd(v: torch.Tensor) -> torch.Tensor:
+    return (v - v.nanmean(1, keepdim=True)).pow(2).nanmean(1).sqrt()
+
+
+def normalise(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Standardise each coefficient over the masked frames; masked-out frames become 0."""
+    m = mask[..., None].float()
+    n = m.sum(1, keepdim=True)
+    mean = (x * m).sum(1, keepdim=True) / n
+    std = (((x - mean) * m).pow(2).sum(1, keepdim=True) / n).sqrt()
+    return (x - mean) / (std + 1e-5) * m
+
+
 class AudioNet(nn.Module):
     """``forward(audio [B, T, F] float32) -> logits [B, 8]``; ``embed`` gives the last hidden
     layer (the fusion input)."""
@@ -31,6 +69,10 @@ class AudioNet(nn.Module):
                              f"{len(cfg.channels)} pooling blocks of size {cfg.pool}")
         self.conv = nn.Sequential(*blocks)
         width = c_in * t if cfg.readout == "flatten" else 2 * c_in
+        if cfg.functionals:
+            self.stats = nn.Sequential(nn.BatchNorm1d(N_FUNCTIONALS * coeffs),
+                                       mlp(N_FUNCTIONALS * coeffs, cfg.functionals, cfg.dropout))
+            width += cfg.functionals[-1]
         self.hidden = mlp(width, cfg.hidden, cfg.dropout)
         self.out = nn.Linear(cfg.hidden[-1], n_classes)
 
@@ -41,8 +83,10 @@ class AudioNet(nn.Module):
     def embed(self, audio: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
         x = audio.float()
+        mask = content_mask(x) if cfg.skip_padding else torch.ones_like(x[..., 0], dtype=bool)
+        raw = x
         if cfg.utterance_norm:
-            x = (x - x.mean(1, keepdim=True)) / (x.std(1, keepdim=True) + 1e-5)
+            x = normalise(x, mask)
         if self.training:
             x = spec_augment(x, cfg.time_masks, cfg.time_mask_width, cfg.freq_masks,
                              cfg.freq_mask_width)
@@ -51,6 +95,8 @@ class AudioNet(nn.Module):
             h = h.flatten(1)
         else:
             h = torch.cat([h.mean(-1), h.amax(-1)], 1)
+        if cfg.functionals:
+            h = torch.cat([h, self.stats(utterance_functionals(raw, mask))], 1)
         return self.hidden(h)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,8 @@ class AudioNetConfig:
     pool: int = 2
     batchnorm: bool = False
     utterance_norm: bool = False  # standardise each coefficient over the clip's frames
+    skip_padding: bool = False  # statistics over a clip ignore its padded tail (the run of
+    #                             frames identical to the last one), zeroed after normalising
     readout: Literal["flatten", "stats"] = "flatten"  # stats: mean and max over time
     hidden: tuple[int, ...] = (256, 64)  # the last one is the embedding size
     dropout: float = 0.0  # before each dense layer
@@ -30,6 +32,9 @@ class AudioNetConfig:
     time_mask_width: float = 0.1  # largest mask, as a fraction of the frames
     freq_masks: int = 0
     freq_mask_width: float = 0.15  # largest mask, as a fraction of the coefficients
+    functionals: tuple[int, ...] = ()  # hidden sizes of an MLP over utterance functionals of
+    #     the raw input (per coefficient: mean, std, 10/50/90% quantiles, mean and std of the
+    #     frame-to-frame change), its output joined to the CNN's; () leaves it out
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from emoray import storage
-from emoray.config import ConfigError
-from emoray.raycluster import init_ray
+from emoray.command import run_command
 
 
 def main(argv: list[str]) -> int:
@@ -19,15 +17,13 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     from emoray.train import load_train_config, train
 
-    try:
-        cfg = load_train_config(args.config, args.overrides)
-    except ConfigError as e:
-        print(f"emoray train: config error: {e}", file=sys.stderr)
-        return 2
-    init_ray(args.num_cpus)
-    metrics = train(cfg)
-    for kind, s in metrics["stages"].items():
-        print(f"{kind}: test accuracy {100 * s['test']['accuracy']['mean']:.2f}%, "
-              f"UAR {100 * s['test']['uar']['mean']:.2f}%")
-    print(f"report: {storage.join(cfg.storage, cfg.name, 'report', 'summary.md')}")
-    return 0
+    def work(cfg) -> int:
+        metrics = train(cfg)
+        for kind, s in metrics["stages"].items():
+            print(f"{kind}: test accuracy {100 * s['test']['accuracy']['mean']:.2f}%, "
+                  f"UAR {100 * s['test']['uar']['mean']:.2f}%")
+        print(f"report: {storage.join(cfg.storage, cfg.name, 'report', 'summary.md')}")
+        return 0
+
+    return run_command("emoray train", lambda: load_train_config(args.config, args.overrides),
+                       work, args.num_cpus)

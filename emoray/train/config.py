@@ -59,6 +59,7 @@ class StageConfig:
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     class_weights: bool = False  # weight the loss by inverse class frequency
+    mixup: float = 0.0  # Beta(mixup, mixup) mixing of pairs of training clips; 0: off
     patience: int = 0  # stop after this many epochs without a better validation UAR; 0: never
     #                    (with the onecycle schedule, stopping early cuts the annealing short)
     keep_best: bool = False  # final model: the best validation UAR epoch (else the last epoch)
@@ -71,6 +72,8 @@ class StageConfig:
                 raise ConfigError(f"{name}: must be >= 1")
         if self.lr <= 0:
             raise ConfigError("lr: must be > 0")
+        if self.mixup < 0:
+            raise ConfigError("mixup: must be >= 0 (0 turns it off)")
 
 
 @dataclass

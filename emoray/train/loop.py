@@ -42,11 +42,20 @@ def loss_function(spec: dict, device) -> nn.Module:
         label_smoothing=spec.get("label_smoothing", 0.0))
 
 
+def mix(xs: list[torch.Tensor], y: torch.Tensor, alpha: float):
+    """Mixup: each input becomes ``lam * x + (1 - lam) * x[perm]``, lam ~ Beta(alpha, alpha)
+    per batch; returns the mixed inputs, lam and the partner labels ``y[perm]``."""
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    perm = torch.randperm(len(y), device=y.device)
+    return [lam * x.float() + (1 - lam) * x[perm].float() for x in xs], lam, y[perm]
+
+
 def train_epoch(model: nn.Module, batches: Iterable[dict], inputs: list[str], loss_fn,
-                optimizer, sync=lambda: None, lr_of_step=None) -> dict:
+                optimizer, sync=lambda: None, lr_of_step=None, mixup: float = 0.0) -> dict:
     """One pass over ``batches``; returns sums (loss, correct, n) and the seconds spent
     waiting for batches (``first_wait_s`` of it for the first: the pipeline's start-up)
-    versus computing. ``lr_of_step(i)``, when given, sets the rate of the epoch's i-th step."""
+    versus computing. ``lr_of_step(i)``, when given, sets the rate of the epoch's i-th step;
+    ``mixup`` > 0 mixes pairs of clips (see ``mix``), and accuracy counts the first label."""
     model.train()
     step = 0
     loss_sum = correct = n = 0.0
@@ -65,8 +74,14 @@ def train_epoch(model: nn.Module, batches: Iterable[dict], inputs: list[str], lo
             for group in optimizer.param_groups:
                 group["lr"] = lr_of_step(step)
         step += 1
-        logits = model(*(batch[k] for k in inputs))
-        loss = loss_fn(logits, y)
+        xs = [batch[k] for k in inputs]
+        if mixup:
+            xs, lam, y2 = mix(xs, y, mixup)
+            logits = model(*xs)
+            loss = lam * loss_fn(logits, y) + (1 - lam) * loss_fn(logits, y2)
+        else:
+            logits = model(*xs)
+            loss = loss_fn(logits, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -152,7 +167,7 @@ def train_loop(spec: dict) -> None:
             local_shuffle_seed=spec["seed"] + epoch, prefetch_batches=2, drop_last=True),
             inputs, loss_fn, optimizer, sync, lambda i: lr_at(
                 spec["schedule"], spec["lr"],
-                (epoch + i / spec["steps_per_epoch"]) / spec["epochs"]))
+                (epoch + i / spec["steps_per_epoch"]) / spec["epochs"]), spec["mixup"])
         wall = time.perf_counter() - t0
         sums = torch.tensor([stats[k] for k in ("loss_sum", "correct", "n", "wait_s",
                                                 "first_wait_s", "compute_s")],

@@ -88,6 +88,7 @@ def stage_spec(kind: str, stage: StageConfig, features: FeatureConfig, train_lab
         "schedule": stage.schedule,
         "steps_per_epoch": max(1, len(train_labels) // (stage.batch_size * num_workers)),
         "weight_decay": stage.weight_decay, "label_smoothing": stage.label_smoothing,
+        "mixup": stage.mixup,
         "class_weights": class_weights(train_labels) if stage.class_weights else None,
         "patience": stage.patience if has_val else 0, "has_val": has_val,
         "keep_best": stage.keep_best and has_val,
