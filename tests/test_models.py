@@ -103,7 +103,8 @@ def test_padding_is_left_out_of_utterance_statistics():
 def test_functionals_join_the_cnn_and_mixup_mixes_inputs_and_labels():
     from emoray.train.loop import mix
 
-    cfg = model_config("audio", "default", {"functionals": [32], "skip_padding": True})
+    cfg = model_config("audio", "default", {"functionals": [32], "skip_padding": True,
+                                            "readout": "meanstd"})
     net = build_branch("audio", cfg, DEFAULT).eval()
     x = batch(DEFAULT, n=3)[0]
     assert net(x).shape == (3, 8) and net.embed(x).shape == (3, net.embed_dim)

@@ -94,7 +94,7 @@ class AudioNet(nn.Module):
         if cfg.readout == "flatten":
             h = h.flatten(1)
         else:
-            h = torch.cat([h.mean(-1), h.amax(-1)], 1)
+            h = torch.cat([h.mean(-1), h.amax(-1) if cfg.readout == "stats" else h.std(-1)], 1)
         if cfg.functionals:
             h = torch.cat([h, self.stats(utterance_functionals(raw, mask))], 1)
         return self.hidden(h)

@@ -25,7 +25,8 @@ class AudioNetConfig:
     utterance_norm: bool = False  # standardise each coefficient over the clip's frames
     skip_padding: bool = False  # statistics over a clip ignore its padded tail (the run of
     #                             frames identical to the last one), zeroed after normalising
-    readout: Literal["flatten", "stats"] = "flatten"  # stats: mean and max over time
+    readout: Literal["flatten", "stats", "meanstd"] = "flatten"  # stats: mean and max over
+    #                                                    time; meanstd: mean and std
     hidden: tuple[int, ...] = (256, 64)  # the last one is the embedding size
     dropout: float = 0.0  # before each dense layer
     time_masks: int = 0  # SpecAugment (training only): masks per clip
