@@ -77,11 +77,9 @@ def train_epoch(model: nn.Module, batches: Iterable[dict], inputs: list[str], lo
         xs = [batch[k] for k in inputs]
         if mixup:
             xs, lam, y2 = mix(xs, y, mixup)
-            logits = model(*xs)
-            loss = lam * loss_fn(logits, y) + (1 - lam) * loss_fn(logits, y2)
-        else:
-            logits = model(*xs)
-            loss = loss_fn(logits, y)
+        logits = model(*xs)
+        loss = (lam * loss_fn(logits, y) + (1 - lam) * loss_fn(logits, y2) if mixup
+                else loss_fn(logits, y))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
