@@ -42,6 +42,11 @@ def is_s3(uri: str) -> bool:
     return uri.startswith("s3://")
 
 
+def absolute(uri: str) -> str:
+    """``uri`` with a local path made absolute (Ray workers may run in another directory)."""
+    return uri if is_s3(uri) else os.path.abspath(uri)
+
+
 def check_uri(uri: str) -> None:
     """Raise ``ValueError`` for what is not a usable location: another scheme, an ``s3://`` URI
     without a bucket, credentials inside the URI (never echoed), ``..`` in an S3 key."""

@@ -104,3 +104,19 @@ def test_real_flac_and_wav_files_are_scored(ray_local, audio_model, data_dir, tm
     assert result["n"] == 16 and not result["errors"] and not result["unnamed"]
     paths = sorted((tmp_path / "data").rglob("03-*"))
     assert result["confusion"] == expected_confusion(net, paths)
+
+
+def test_default_model_is_the_speech_model_of_the_working_directory(
+        ray_local, audio_model, held_out, tmp_path, monkeypatch, capsys):
+    """Without --model, evaluate (and labeling) use models/audio-speech18.pt, and say how to
+    build it when it is missing."""
+    monkeypatch.chdir(tmp_path)
+    assert evaluate_cli.main(["--data", str(held_out)]) != 0
+    err = capsys.readouterr().err
+    assert "models/audio-speech18.pt" in err and "make speech-model" in err
+    (tmp_path / "models").mkdir()
+    shutil.copy(audio_model[0], tmp_path / "models" / "audio-speech18.pt")
+    assert evaluate_cli.main(["--data", str(held_out), "--output", "eval"]) == 0
+    result = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    wavs = sorted((held_out / "Actor_03").glob("03-*.wav"))
+    assert result["confusion"] == expected_confusion(audio_model[1], wavs)

@@ -57,3 +57,19 @@ def test_report_over_folds(tmp_path):
     for kind in ("audio", "video", "fusion"):
         for name in (f"confusion_{kind}.png", f"curves_{kind}.png"):
             assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_of_an_untested_run(tmp_path):
+    """Protocol ``all`` trains on every actor: the report keeps training figures, no scores."""
+    cfg = train_config({"name": "r", "data": "d", "storage": "s", "stages": ["audio"],
+                        "protocol": {"kind": "all", "val_fraction": 0}})
+    rng = np.random.default_rng(0)
+    result = {**fake_result("audio", "all", 0.6, rng), "test": None}
+    m = write_report(str(tmp_path), cfg, [Split("all", ("a", "b"), (), ())], [result])
+    assert m["stages"]["audio"]["test"] is None and m["stages"]["audio"]["confusion"] is None
+    assert m["stages"]["audio"]["splits"]["all"]["artifact"] == "m/all/audio.pt"
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| Audio (1D CNN) | paper | not tested |" in summary
+    assert "nothing is tested" in summary and "Per class" not in summary
+    assert (tmp_path / "curves_audio.png").exists()
+    assert not (tmp_path / "confusion_audio.png").exists()

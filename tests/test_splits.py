@@ -2,6 +2,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from emoray.config import ConfigError
 from emoray.train.config import ProtocolConfig
 from emoray.train.splits import actor_folds, actor_split, make_splits, random_split
 
@@ -79,3 +80,11 @@ def test_make_splits_per_protocol():
     assert sorted(tested) == list(range(1, 13))
     (held_out,) = make_splits(meta, ProtocolConfig(kind="actors", test_actors=[1, 2]))
     assert held_out.test_actors == (1, 2)
+    (everyone,) = make_splits(meta, ProtocolConfig(kind="all", val_fraction=0))
+    assert everyone.name == "all" and not everyone.test and not everyone.val
+    assert sorted(everyone.train) == sorted(ids)
+    (shipped,) = make_splits(meta, ProtocolConfig(kind="all", val_fraction=0.25))
+    assert len(shipped.val_actors) == 3 and not shipped.test
+    assert not {actor_of[i] for i in shipped.train} & set(shipped.val_actors)
+    with pytest.raises(ConfigError, match="need kind: actors"):
+        ProtocolConfig(kind="all", folds=3).validate()

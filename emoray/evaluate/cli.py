@@ -10,12 +10,14 @@ from emoray.command import run_command
 from emoray.config import build, load_yaml
 from emoray.evaluate.run import evaluate
 from emoray.evaluate.score import format_report
-from emoray.label.config import LabelConfig
+from emoray.label.config import DEFAULT_MODEL, LabelConfig
 
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="emoray evaluate", description=__doc__)
-    p.add_argument("--model", required=True, help="model artifact, local path or s3://")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"model artifact, local path or s3:// (default: {DEFAULT_MODEL}, the "
+                        "audio model `make speech-model` trains on RAVDESS actors 1-18)")
     p.add_argument("--data", required=True, help="folder or s3:// prefix of RAVDESS-named files")
     p.add_argument("--output", help="folder or s3:// prefix for the labels and evaluation.json "
                                     "(default: a temporary folder)")

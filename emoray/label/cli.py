@@ -6,14 +6,15 @@ import argparse
 
 from emoray.command import run_command
 from emoray.config import build, load_yaml
-from emoray.label.config import LabelConfig
+from emoray.label.config import DEFAULT_MODEL, LabelConfig
 from emoray.label.job import run_label
 
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="emoray label", description=__doc__)
     p.add_argument("--config", help="YAML config (jobs/configs/label.yaml)")
-    p.add_argument("--model", help="model artifact, local path or s3://")
+    p.add_argument("--model", help="model artifact, local path or s3:// (default: "
+                                   f"{DEFAULT_MODEL}, built by `make speech-model`)")
     p.add_argument("--input", help="folder or s3:// prefix of media (searched recursively)")
     p.add_argument("--output", help="folder or s3:// prefix for labels/ and errors/ parts")
     p.add_argument("--num-cpus", type=int, help="CPUs of a local Ray (ignored on a cluster)")

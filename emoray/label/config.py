@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
+from emoray import storage
 from emoray.config import ConfigError, check_uri
 from emoray.label.stage import Settings
 from emoray.raycluster import check_resource
@@ -14,11 +15,17 @@ from emoray.raycluster import check_resource
 EXCLUDE = ("*.txt", "*.md", "*.json", "*.csv", "*.parquet")  # sidecar files, never probed
 
 
+DEFAULT_MODEL = "models/audio-speech18.pt"
+"""The audio model ``make speech-model`` trains on RAVDESS actors 1-18 (relative to the working
+directory, the repository root); labeling and evaluation use it when no model is named."""
+
+
 @dataclass
 class LabelConfig:
-    model: str  # model artifact (local path or s3://); a fusion model serves all three modalities
     input: str  # folder or s3:// prefix, searched recursively; media are recognised by content
     output: str  # folder or s3:// prefix for labels/ and errors/ parts
+    model: str = DEFAULT_MODEL  # model artifact (local path or s3://); a fusion model serves
+    #                             all three modalities
     window_s: float = 3.0  # window length for recordings longer than clip_max_s
     hop_s: float = 3.0  # distance between window starts (< window_s: overlapping windows)
     clip_max_s: float = 6.0  # up to this long: one label on the training feature path
@@ -41,6 +48,12 @@ class LabelConfig:
             if not uri:
                 raise ConfigError(f"{name}: required")
             check_uri(name, uri)
+        if self.model == DEFAULT_MODEL and not storage.exists(DEFAULT_MODEL):
+            raise ConfigError(f"model: none named, and the default audio model {DEFAULT_MODEL} "
+                              "(trained on RAVDESS actors 1-18) is not built here: run `make "
+                              "speech-model` in the repository root, or name a model artifact")
+        for name in ("model", "input", "output"):
+            setattr(self, name, storage.absolute(getattr(self, name)))
         positive = ("window_s", "hop_s", "files_per_part", "batch_size", "concurrency",
                     "prepare_cpus", "in_memory_mb")
         for name in positive:

@@ -26,14 +26,15 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
     return {"shards": cfg.preprocess.output, "clips": manifest["n_clips"],
             "report": storage.join(run, "report", "summary.md"), "model": model,
             "test_accuracy": {k: s["test"]["accuracy"]["mean"]
-                              for k, s in metrics["stages"].items()},
+                              for k, s in metrics["stages"].items() if s["test"]},
             "labels": storage.join(cfg.label.output, LABELS_DIR), "labelled": labels["labelled"],
             "label_errors": labels["errors"]}
 
 
 def format_summary(result: dict) -> str:
     """Where ``run_pipeline``'s outputs went, as lines to print."""
-    accuracy = ", ".join(f"{k} {100 * a:.2f}%" for k, a in result["test_accuracy"].items())
+    accuracy = ", ".join(f"{k} {100 * a:.2f}%"
+                         for k, a in result["test_accuracy"].items()) or "not tested"
     report = result["report"].rsplit("/", 1)[0]
     return (f"  shards:  {result['shards']} ({result['clips']} clips)\n"
             f"  report:  {result['report']} (test accuracy: {accuracy}); plots "

@@ -15,13 +15,16 @@ def main(argv: list[str]) -> int:
     p.add_argument("overrides", nargs="*", help="config overrides, key.sub=value "
                                                 "(e.g. audio.epochs=5 protocol.kind=actors)")
     args = p.parse_args(argv)
+    from emoray.pipeline.run import labeling_model
     from emoray.train import load_train_config, train
 
     def work(cfg) -> int:
         metrics = train(cfg)
         for kind, s in metrics["stages"].items():
-            print(f"{kind}: test accuracy {100 * s['test']['accuracy']['mean']:.2f}%, "
-                  f"UAR {100 * s['test']['uar']['mean']:.2f}%")
+            t = s["test"]
+            print(f"{kind}: " + (f"test accuracy {100 * t['accuracy']['mean']:.2f}%, UAR "
+                                 f"{100 * t['uar']['mean']:.2f}%" if t else "not tested") +
+                  f"; model {labeling_model(metrics, kind)}")
         print(f"report: {storage.join(cfg.storage, cfg.name, 'report', 'summary.md')}")
         return 0
 

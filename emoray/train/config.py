@@ -28,7 +28,8 @@ RECIPES = {
 
 @dataclass
 class ProtocolConfig:
-    kind: Literal["random", "actors"] = "random"
+    kind: Literal["random", "actors", "all"] = "random"  # all: train on every actor, no test
+    #                                                       (the model to ship)
     seed: int = 0
     test_fraction: float = 0.2  # random: share of each class held out for testing
     val_fraction: float = 0.2  # share of the non-test trials (random) or actors (actors) for
@@ -44,7 +45,7 @@ class ProtocolConfig:
         if self.kind == "actors" and bool(self.test_actors) == bool(self.folds):
             raise ConfigError("protocol: for kind 'actors' set exactly one of test_actors "
                               "(list of actor ids) or folds (k >= 2)")
-        if self.kind == "random" and (self.test_actors or self.folds):
+        if self.kind != "actors" and (self.test_actors or self.folds):
             raise ConfigError("protocol: test_actors / folds need kind: actors")
 
 

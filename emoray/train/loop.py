@@ -2,7 +2,8 @@
 
 ``train_loop`` runs on every worker: it restores from ``ray.train.get_checkpoint()``, trains
 on its shard of the ``train`` dataset (DDP via ``prepare_model``), validates on rank 0, reports
-a checkpoint every epoch, and finally tests the best model on rank 0. ``spec`` is a plain dict
+a checkpoint every epoch, and finally tests the final model on rank 0 (when the split has a
+test set). ``spec`` is a plain dict
 (see ``emoray.train.stage.stage_spec``).
 """
 
@@ -210,7 +211,7 @@ def train_loop(spec: dict) -> None:
     if spec["keep_best"] and state["best"] is not None:
         net.load_state_dict(state["best"]["model"])
     test = None
-    if rank == 0:
+    if rank == 0 and spec["has_test"]:
         batches = lambda: ray.train.get_dataset_shard("test").iter_batches(  # noqa: E731
             batch_size=spec["batch_size"], batch_format="numpy")
         test = predict(net, batches(), inputs, device)

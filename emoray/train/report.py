@@ -33,6 +33,9 @@ def describe_protocol(protocol) -> str:
         return (f"random stratified split (seed {protocol.seed}): {protocol.test_fraction:.0%} "
                 f"of each class for testing, {protocol.val_fraction:.0%} of the rest for "
                 "validation")
+    if protocol.kind == "all":
+        return (f"every actor trains ({protocol.val_fraction:.0%} of them validate), nothing "
+                "is tested: the model to ship; its recipe's accuracy comes from a folds run")
     if protocol.test_actors:
         return (f"speaker-independent: test actors {list(protocol.test_actors)}, "
                 f"{protocol.val_fraction:.0%} of the other actors for validation")
@@ -53,26 +56,29 @@ def throughput(history: list[dict]) -> dict:
 
 
 def stage_metrics(results: list[dict]) -> dict:
-    """One stage's results over all splits."""
+    """One stage's results over all splits (test scores are None when no split was tested:
+    protocol kind ``all``)."""
     folds, total = {}, np.zeros((len(EMOTIONS), len(EMOTIONS)), np.int64)
+    tested = all(r["test"] is not None for r in results)
     for r in results:
-        cm = confusion(r["test"]["y_true"], r["test"]["y_pred"])
-        total += cm
+        cm = confusion(r["test"]["y_true"], r["test"]["y_pred"]) if tested else None
+        total += cm if tested else 0
         folds[r["split"]] = {
-            "test": scores(cm), "confusion": cm.tolist(), "history": r["history"],
-            "epochs_run": r["epochs_run"], "best_epoch": r["best_epoch"], "starts": r["starts"],
-            "artifact": r["artifact"], "throughput": throughput(r["history"]),
-            **({"ablation": r["test"]["ablation"]} if "ablation" in r["test"] else {}),
+            "test": scores(cm) if tested else None, "confusion": cm.tolist() if tested else None,
+            "history": r["history"], "epochs_run": r["epochs_run"],
+            "best_epoch": r["best_epoch"], "starts": r["starts"], "artifact": r["artifact"],
+            "throughput": throughput(r["history"]),
+            **({"ablation": r["test"]["ablation"]} if tested and "ablation" in r["test"] else {}),
         }
-    summary = {}
-    for key in ("accuracy", "uar", "macro_f1"):
-        values = [f["test"][key] for f in folds.values()]
-        summary[key] = {"mean": float(np.mean(values)), "std": float(np.std(values)),
-                        "splits": values}
+    summary = {key: {"mean": float(np.mean(values)), "std": float(np.std(values)),
+                     "splits": values}
+               for key in ("accuracy", "uar", "macro_f1")
+               for values in [[f["test"][key] for f in folds.values()]]} if tested else None
     first = results[0]
     return {"preset": first["preset"], "workers": first["workers"], "use_gpu": first["use_gpu"],
             "cpus_per_worker": first["cpus_per_worker"], "test": summary,
-            "pooled": scores(total), "confusion": total.tolist(), "splits": folds,
+            "pooled": scores(total) if tested else None,
+            "confusion": total.tolist() if tested else None, "splits": folds,
             "throughput": {k: _mean([f["throughput"][k] for f in folds.values()])
                            for k in THROUGHPUT}}
 
@@ -83,8 +89,9 @@ def write_report(report_uri: str, cfg, splits, results: list[dict]) -> dict:
     for kind in cfg.stages:
         mine = [r for r in results if r["kind"] == kind]
         stages[kind] = stage_metrics(mine)
-        _write_png(storage.join(report_uri, f"confusion_{kind}.png"),
-                   plot_confusion(np.asarray(stages[kind]["confusion"]), TITLES[kind]))
+        if stages[kind]["test"] is not None:
+            _write_png(storage.join(report_uri, f"confusion_{kind}.png"),
+                       plot_confusion(np.asarray(stages[kind]["confusion"]), TITLES[kind]))
         _write_png(storage.join(report_uri, f"curves_{kind}.png"),
                    plot_curves({r["split"]: r["history"] for r in mine}, TITLES[kind]))
     metrics = {
@@ -125,26 +132,32 @@ def summary_markdown(m: dict) -> str:
              "|---|---|---|---|---|---|"]
     for kind, s in m["stages"].items():
         t = s["test"]
+        if t is None:
+            lines.append(f"| {TITLES[kind]} | {s['preset']} | not tested | | | "
+                         f"{m['paper_accuracy'][kind]:.2f} |")
+            continue
         lines.append(f"| {TITLES[kind]} | {s['preset']} | {_pct(t['accuracy'], folds)} | "
                      f"{_pct(t['uar'], folds)} | {_pct(t['macro_f1'], folds)} | "
                      f"{m['paper_accuracy'][kind]:.2f} |")
     lines += ["", "The paper reports accuracy on its own random split; compare like with like.",
               ""]
     fusion = m["stages"].get("fusion")
-    if fusion:
+    if fusion and fusion["test"] is not None:
         abl = [f["ablation"] for f in fusion["splits"].values()]
         lines += [f"Fusion with the audio embedding zeroed: "
                   f"{100 * np.mean([a['no_audio'] for a in abl]):.2f}% accuracy; with the video "
                   f"embedding zeroed: {100 * np.mean([a['no_video'] for a in abl]):.2f}%.", ""]
-    kinds = list(m["stages"])
-    lines += ["## Per class (test, pooled over splits): precision / recall (%)", "",
-              "| Emotion | " + " | ".join(TITLES[k] for k in kinds) + " |",
-              "|---|" + "---|" * len(kinds)]
-    for i, name in enumerate(m["labels"]):
-        cells = [f"{100 * m['stages'][k]['pooled']['precision'][i]:.1f} / "
-                 f"{100 * m['stages'][k]['pooled']['recall'][i]:.1f}" for k in kinds]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "## Training", "",
+    kinds = [k for k, s in m["stages"].items() if s["test"] is not None]
+    if kinds:
+        lines += ["## Per class (test, pooled over splits): precision / recall (%)", "",
+                  "| Emotion | " + " | ".join(TITLES[k] for k in kinds) + " |",
+                  "|---|" + "---|" * len(kinds)]
+        for i, name in enumerate(m["labels"]):
+            cells = [f"{100 * m['stages'][k]['pooled']['precision'][i]:.1f} / "
+                     f"{100 * m['stages'][k]['pooled']['recall'][i]:.1f}" for k in kinds]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["## Training", "",
               "| Model | Split | Epochs run | Best epoch | Restarts at epoch | Samples/s | "
               "Data wait (% of step time) | without first batch | First batch (s) |",
               "|---|---|---|---|---|---|---|---|---|"]
@@ -163,8 +176,9 @@ def summary_markdown(m: dict) -> str:
     lines += ["", f"Workers: {next(iter(m['stages'].values()))['workers']} "
               f"({'GPU' if next(iter(m['stages'].values()))['use_gpu'] else 'CPU'}).", "",
               "## Figures", ""]
-    for kind in kinds:
-        lines += [f"![{kind} confusion](confusion_{kind}.png) ![{kind} curves](curves_{kind}.png)"]
+    for kind in m["stages"]:
+        confusion_png = f"![{kind} confusion](confusion_{kind}.png) " if kind in kinds else ""
+        lines += [f"{confusion_png}![{kind} curves](curves_{kind}.png)"]
     return "\n".join(lines) + "\n"
 
 

@@ -2,7 +2,9 @@
 
 ``random``: a label-stratified random split (seeded). ``actors``: speaker-independent, either
 named test actors or k folds by actor; validation actors are drawn from the remaining actors,
-so no actor of a split's test set is seen in its training or validation sets.
+so no actor of a split's test set is seen in its training or validation sets. ``all``: every
+actor trains (``val_fraction`` of them validate instead) and nothing is tested: the model to ship
+once the folds have measured the recipe.
 
 Splits are computed on the driver from the small metadata columns only.
 """
@@ -114,6 +116,8 @@ def make_splits(meta: pa.Table, protocol) -> list[Split]:
     if protocol.kind == "random":
         return [random_split(ids, labels, protocol.seed, protocol.test_fraction,
                              protocol.val_fraction)]
+    if protocol.kind == "all":
+        return [actor_split(ids, actors, (), protocol.val_fraction, protocol.seed, name="all")]
     if protocol.test_actors:
         return [actor_split(ids, actors, protocol.test_actors, protocol.val_fraction,
                             protocol.seed)]

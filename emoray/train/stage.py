@@ -78,7 +78,7 @@ def class_weights(labels, n_classes: int = 8) -> list[float]:
 
 def stage_spec(kind: str, stage: StageConfig, features: FeatureConfig, train_labels,
                has_val: bool, seed: int, threads: int, num_workers: int,
-               embed_dims=None) -> dict:
+               embed_dims=None, has_test: bool = True) -> dict:
     """The plain-dict config ``train_loop`` runs from."""
     return {
         "kind": kind, "model": to_dict(model_config(kind, stage.preset, stage.model)),
@@ -91,6 +91,7 @@ def stage_spec(kind: str, stage: StageConfig, features: FeatureConfig, train_lab
         "mixup": stage.mixup,
         "class_weights": class_weights(train_labels) if stage.class_weights else None,
         "patience": stage.patience if has_val else 0, "has_val": has_val,
+        "has_test": has_test,
         "keep_best": stage.keep_best and has_val,
         "shuffle_buffer": max(stage.shuffle_buffer, stage.batch_size), "seed": seed,
         "threads": threads,
@@ -120,7 +121,8 @@ def run_stage(kind: str, cfg: TrainConfig, split: Split, meta: pa.Table,
         datasets = train_data.branch_datasets(cfg.data, kind, split, cfg.cache_data)
         dims = None
     spec = stage_spec(kind, stage, features, _labels(meta, split.train, kind),
-                      "val" in datasets, cfg.seed, threads, cfg.workers.num_workers, dims)
+                      "val" in datasets, cfg.seed, threads, cfg.workers.num_workers, dims,
+                      "test" in datasets)
     fs, ckpt_path = storage.filesystem(storage.join(run_uri, "checkpoints"))
     trainer = TorchTrainer(
         train_loop, train_loop_config=spec, scaling_config=scaling_config, datasets=datasets,
@@ -136,8 +138,8 @@ def run_stage(kind: str, cfg: TrainConfig, split: Split, meta: pa.Table,
 
     model = _deployable(kind, spec, state["final_model"], branches)
     artifact = storage.join(run_uri, "models", split.name, f"{kind}.pt")
-    test = state["test"]
-    y_true, y_pred = np.asarray(test["y_true"]), np.asarray(test["y_pred"])
+    test = state["test"]  # None for a split with no test trials (protocol kind all)
+    y_true, y_pred = (np.asarray(test[k]) if test else np.zeros(0) for k in ("y_true", "y_pred"))
     summary = {"run": cfg.name, "split": split.name, "protocol": dataclasses.asdict(cfg.protocol),
                "preset": stage.preset, "epochs_run": state["epoch"],
                "best_epoch": (state["best"] or {}).get("epoch"),
