@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench speech clean
+.PHONY: setup demo test bench speech speech-model clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,13 @@ SPEECH ?= ../shared/data/ravdess-speech-16k
 speech: $(STAMP)
 	$(BIN)/emoray preprocess --input $(SPEECH) --output out/speech16k
 	$(BIN)/emoray train --config jobs/configs/train_speech.yaml
+
+# The shipped audio model: the same recipe trained on every actor of $(SPEECH).
+speech-model: $(STAMP)
+	$(BIN)/emoray preprocess --input $(SPEECH) --output out/speech16k
+	$(BIN)/emoray train --config jobs/configs/train_speech_model.yaml
+	mkdir -p models && cp out/runs/speech-model/models/all/audio.pt models/audio-speech18.pt
+	@echo "models/audio-speech18.pt: the default model of emoray evaluate and emoray label"
 
 clean:
 	rm -rf $(VENV) demo

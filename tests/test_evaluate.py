@@ -15,6 +15,7 @@ from emoray.evaluate import cli as evaluate_cli
 from emoray.evaluate import evaluate
 from emoray.features.audio import audio_clip_features
 from emoray.features.config import preset
+from emoray.features.speakers import clip_sums, normalise_clips, speaker_key, statistics
 from emoray.label.config import LabelConfig
 from emoray.models import AudioNet, AudioNetConfig
 from emoray.ravdess import parse_name
@@ -120,3 +121,53 @@ def test_default_model_is_the_speech_model_of_the_working_directory(
     result = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     wavs = sorted((held_out / "Actor_03").glob("03-*.wav"))
     assert result["confusion"] == expected_confusion(audio_model[1], wavs)
+
+
+@pytest.fixture(scope="module")
+def speaker_model(synth_corpus, tmp_path_factory):
+    """(artifact path, net): a small audio CNN fitted to speaker-normalised features of the
+    corpus's actors 1 and 2."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    wavs = sorted(synth_corpus.rglob("03-*.wav"))
+    keys = [speaker_key(str(p)) for p in wavs]
+    x = [audio_clip_features(str(p), FEATURES.audio)[0] for p in wavs]
+    x = np.stack(normalise_clips(keys, x, statistics(clip_sums(keys, x))))
+    y = np.array([parse_name(p.name).label for p in wavs])
+    torch.manual_seed(0)
+    net = _fit(AudioNet(AudioNetConfig(channels=(32, 32), batchnorm=True, speaker_norm=True,
+                                       readout="stats", hidden=(32,)), FEATURES.audio.shape),
+               [x], y, 40, 3e-3)
+    torch.set_num_threads(threads)
+    path = tmp_path_factory.mktemp("model") / "audio-speakers.pt"
+    save_model(str(path), net, FEATURES)
+    return str(path), net
+
+
+def test_speaker_normalised_model_uses_each_speakers_own_statistics(
+        ray_local, speaker_model, held_out, tmp_path):
+    """Actor 3 (never trained on) is standardised with statistics of its own files (evaluate
+    labels only RAVDESS-named ones); the statistics are kept with the output and reused by a
+    re-run."""
+    model, net = speaker_model
+    out = tmp_path / "eval"
+    result = evaluate(LabelConfig(model=model, input=str(held_out), output=str(out)))
+    wavs = sorted((held_out / "Actor_03").glob("03-*.wav"))
+    feats = {p: audio_clip_features(str(p), FEATURES.audio)[0] for p in wavs}
+    stats = statistics(clip_sums([speaker_key(str(p)) for p in feats], feats.values()))
+    saved = json.loads((out / "speakers.json").read_text())
+    assert list(saved) == list(stats) == ["actor 03"]
+    for key, (mean, std) in stats.items():
+        np.testing.assert_allclose(saved[key][0], mean, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(saved[key][1], std, rtol=1e-5, atol=1e-5)
+    x = np.stack(normalise_clips(["actor 03"] * len(wavs), [feats[p] for p in wavs], stats))
+    with torch.no_grad():
+        predicted = net(torch.from_numpy(x)).argmax(1).numpy()
+    assert result["confusion"] == confusion([parse_name(p.name).label for p in wavs],
+                                            predicted).tolist()
+    assert result["accuracy"] > 0.3  # chance is 1/8
+    saved_bytes = (out / "speakers.json").read_bytes()
+    shutil.rmtree(out / "labels")
+    again = evaluate(LabelConfig(model=model, input=str(held_out), output=str(out)))
+    assert again["confusion"] == result["confusion"]
+    assert (out / "speakers.json").read_bytes() == saved_bytes

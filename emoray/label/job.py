@@ -6,7 +6,8 @@ file (``prepare_file``; only feature tensors and 30x80x70 crops leave a task) ->
 model actors (``predict``, explicit ``batch_size``, a GPU each when the cluster has GPUs) -> the
 driver, which collects the small predicted rows per part and commits each part as soon as its
 files are complete. No stage holds the archive, and a killed job resumes from its committed
-parts.
+parts. A speaker-normalised audio model first gets its speakers' statistics (``speakers``: one
+more pass over the audio of the speakers still to label, kept in the output).
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ from emoray import storage
 from emoray.artifact import load_model
 from emoray.features.config import FeatureConfig
 from emoray.label.config import LabelConfig
+from emoray.features.speakers import normalise_clips, speaker_key
 from emoray.label.parts import Assembler, Part, plan_parts, recover
 from emoray.label.schema import ITEMS_SCHEMA, item_row, predicted_table, tensors
+from emoray.label.speakers import speaker_statistics
 from emoray.label.stage import Settings, predict, prepare_file
+from emoray.models import speaker_normalised
 from emoray.ravdess import EMOTIONS
 from emoray.raycluster import pinned
 
@@ -40,7 +44,7 @@ def run_label(cfg: LabelConfig, files: list[storage.FileEntry] | None = None) ->
     yet in ``cfg.output``; returns a summary."""
     start = time.perf_counter()
     model_id = hashlib.sha256(storage.read_bytes(cfg.model)).hexdigest()[:16]
-    _, info = load_model(cfg.model)
+    model, info = load_model(cfg.model)
     if tuple(info.labels) != EMOTIONS:
         raise ValueError(f"{cfg.model}: model classes {info.labels} are not {EMOTIONS}")
     identity = {"model_id": model_id, **dataclasses.asdict(cfg.settings())}
@@ -56,8 +60,12 @@ def run_label(cfg: LabelConfig, files: list[storage.FileEntry] | None = None) ->
           f"{len(pending)} to label in {len(parts)} parts with the {info.kind} model "
           f"{model_id} -> {cfg.output}", flush=True)
     assembler = Assembler(parts, cfg.output, info.labels, model_id, identity)
+    stats = speaker_statistics(
+        cfg, files, pending, info.features.audio.shape,
+        lambda todo: prepare_dataset(todo, cfg, "audio", info.features),
+    ) if parts and speaker_normalised(model) else None
     if parts:
-        for batch in label_dataset(parts, cfg, info.kind, info.features).iter_batches(
+        for batch in label_dataset(parts, cfg, info.kind, info.features, stats).iter_batches(
                 batch_size=None, batch_format="pyarrow"):
             assembler.add(batch.to_pylist())
     if assembler.pending:
@@ -94,9 +102,10 @@ def prepare_dataset(parts: list[Part], cfg: LabelConfig, kind: str,
                                   "in_memory_bytes": int(cfg.in_memory_mb * 2**20)})
 
 
-def label_dataset(parts: list[Part], cfg: LabelConfig, kind: str,
-                  features: FeatureConfig) -> ray.data.Dataset:
-    """files -> item rows (CPU tasks) -> predicted rows (model actors).
+def label_dataset(parts: list[Part], cfg: LabelConfig, kind: str, features: FeatureConfig,
+                  speakers: dict | None = None) -> ray.data.Dataset:
+    """files -> item rows (CPU tasks) -> predicted rows (model actors); ``speakers``: the
+    statistics a speaker-normalised model's audio is standardised with.
 
     ``flat_map`` (rows out of a file, any number) is never fused into the ``batch_size``
     model stage, so decoding scales over the CPUs while the actor pool stays small.
@@ -114,7 +123,8 @@ def label_dataset(parts: list[Part], cfg: LabelConfig, kind: str,
                           num_cpus=model_cpus, num_gpus=1 if use_gpu else 0,
                           **pinned(cfg.model_resource),
                           fn_constructor_kwargs={"model_uri": cfg.model, "use_gpu": use_gpu,
-                                                 "threads": max(1, int(model_cpus))})
+                                                 "threads": max(1, int(model_cpus)),
+                                                 "speakers": speakers})
 
 
 def prepare_rows(file: dict, kind: str, features: dict, settings: dict,
@@ -129,14 +139,18 @@ def prepare_rows(file: dict, kind: str, features: dict, settings: dict,
 class Predictor:
     """Ray actor: the model, loaded once; item rows in, tensors out, probabilities in."""
 
-    def __init__(self, model_uri: str, use_gpu: bool, threads: int):
+    def __init__(self, model_uri: str, use_gpu: bool, threads: int, speakers: dict | None):
         torch.set_num_threads(threads)
         self.model, self.info = load_model(model_uri, device="cuda" if use_gpu else "cpu")
+        self.speakers = speakers
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         batch = batch.select(ITEMS_SCHEMA.names).cast(ITEMS_SCHEMA)  # blocks of all-null columns
         f = self.info.features
+        audio = tensors(batch, "audio", f.audio.shape, np.float32)
+        if self.speakers is not None:
+            audio = normalise_clips(map(speaker_key, batch.column("uri").to_pylist()), audio,
+                                    self.speakers)
         probs = predict(self.model, self.info.kind, batch.column("modality").to_pylist(),
-                        tensors(batch, "audio", f.audio.shape, np.float32),
-                        tensors(batch, "video", f.video.shape, np.uint8))
+                        audio, tensors(batch, "video", f.video.shape, np.uint8))
         return predicted_table(batch, probs)

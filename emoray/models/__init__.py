@@ -14,7 +14,7 @@ from emoray.models.fusion import FusionHead, FusionNet
 from emoray.models.video import VideoNet
 
 __all__ = ["AudioNet", "AudioNetConfig", "FusionHead", "FusionNet", "FusionNetConfig", "PRESETS",
-           "VideoNet", "VideoNetConfig", "build_branch", "model_config"]
+           "VideoNet", "VideoNetConfig", "build_branch", "model_config", "speaker_normalised"]
 
 
 def build_branch(kind: str, cfg, features: FeatureConfig):
@@ -24,3 +24,10 @@ def build_branch(kind: str, cfg, features: FeatureConfig):
     if kind == "video":
         return VideoNet(cfg, features.video.shape)
     raise ValueError(f"unknown branch {kind!r}: expected 'audio' or 'video'")
+
+
+def speaker_normalised(model) -> bool:
+    """Whether ``model`` takes audio standardised per speaker (``AudioNetConfig.speaker_norm``;
+    a fusion model when its audio branch does)."""
+    audio = model.audio if isinstance(model, FusionNet) else model
+    return isinstance(audio, AudioNet) and audio.cfg.speaker_norm

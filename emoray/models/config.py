@@ -23,6 +23,9 @@ class AudioNetConfig:
     pool: int = 2
     batchnorm: bool = False
     utterance_norm: bool = False  # standardise each coefficient over the clip's frames
+    speaker_norm: bool = False  # the input arrives standardised with its speaker's statistics
+    #                             (emoray.features.speakers; the training and labeling data
+    #                             paths do it, not the model)
     skip_padding: bool = False  # statistics over a clip ignore its padded tail (the run of
     #                             frames identical to the last one), zeroed after normalising
     readout: Literal["flatten", "stats", "meanstd"] = "flatten"  # stats: mean and max over
@@ -73,7 +76,7 @@ PRESETS = {
         "fusion": FusionNetConfig(),
     },
     "default": {
-        "audio": AudioNetConfig(channels=(64, 128, 128), batchnorm=True, utterance_norm=True,
+        "audio": AudioNetConfig(channels=(64, 128, 128), batchnorm=True, speaker_norm=True,
                                 readout="stats", hidden=(64,), dropout=0.3,
                                 time_masks=2, freq_masks=2),
         "video": VideoNetConfig(channels=(16, 32, 64, 128), padding="same", pool_every=1,

@@ -2,6 +2,8 @@
 
 Workers stream their part of ``train`` with ``get_dataset_shard``; ``val`` and ``test`` are
 read whole by rank 0. Fusion trains on branch embeddings computed once by a Ray Data pass.
+An audio model with ``speaker_norm`` gets its rows standardised per actor first
+(``normalise_speakers``: each actor's statistics from their own clips, labels unused).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from ray.data.expressions import col
 
 from emoray import manifest, storage
 from emoray.artifact import load_model
+from emoray.features import speakers
 from emoray.train.splits import Split
 
 
@@ -41,10 +44,35 @@ def split_datasets(ds: ray.data.Dataset, split: Split, inputs: list[str],
     return out
 
 
-def branch_datasets(data: str, kind: str, split: Split, cache: bool) -> dict:
+def _actor_sums(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    sums = speakers.clip_sums([speakers.actor_key(a) for a in batch["actor"]], batch["audio"])
+    return {"speaker": np.array(list(sums), object),
+            "sums": np.stack(list(sums.values())) if sums else np.zeros((0, 3, 1))}
+
+
+def _normalise_rows(batch: dict[str, np.ndarray], stats: dict) -> dict[str, np.ndarray]:
+    keys = [speakers.actor_key(a) for a in batch["actor"]]
+    return {**batch, "audio": np.stack(speakers.normalise_clips(keys, batch["audio"], stats))}
+
+
+def normalise_speakers(ds: ray.data.Dataset) -> ray.data.Dataset:
+    """Rows with audio (and ``actor``) standardised with their actor's statistics, which one
+    distributed pass of per-block sums computes."""
+    sums = speakers.merge(*({r["speaker"]: r["sums"]} for r in ds.map_batches(
+        _actor_sums, batch_format="numpy").iter_rows()))
+    return ds.map_batches(_normalise_rows, batch_format="numpy",
+                          fn_kwargs={"stats": speakers.statistics(sums)})
+
+
+def branch_datasets(data: str, kind: str, split: Split, cache: bool,
+                    speaker_norm: bool = False) -> dict:
     """Rows that have the ``kind`` (audio or video) modality."""
-    ds = read_shards(data, ["trial_id", "label", f"has_{kind}", kind])
-    return split_datasets(ds.filter(expr=col(f"has_{kind}")), split, [kind], cache)
+    ds = read_shards(data, ["trial_id", "label", f"has_{kind}", kind]
+                     + (["actor"] if speaker_norm else []))
+    ds = ds.filter(expr=col(f"has_{kind}"))
+    if speaker_norm:
+        ds = normalise_speakers(ds)
+    return split_datasets(ds, split, [kind], cache)
 
 
 class Embedder:
@@ -65,9 +93,12 @@ class Embedder:
 
 
 def fusion_datasets(data: str, split: Split, audio_uri: str, video_uri: str, features,
-                    use_gpu: bool) -> dict:
+                    use_gpu: bool, speaker_norm: bool = False) -> dict:
     """Embeddings of the rows that have both modalities, computed once and cached."""
-    ds = read_shards(data, ["trial_id", "label", "has_audio", "has_video", "audio", "video"])
+    ds = read_shards(data, ["trial_id", "label", "has_audio", "has_video", "audio", "video"]
+                     + (["actor"] if speaker_norm else []))
+    if speaker_norm:  # statistics from every audio clip of an actor, as the audio branch had
+        ds = normalise_speakers(ds.filter(expr=col("has_audio")))
     ds = ds.filter(expr=col("has_audio") & col("has_video"))
     emb = ds.map_batches(Embedder, fn_constructor_args=(audio_uri, video_uri, features, use_gpu),
                          batch_size=32, compute=ray.data.ActorPoolStrategy(size=1),

@@ -20,7 +20,7 @@ from ray.train.torch import TorchTrainer
 from emoray import storage
 from emoray.artifact import load_model, save_model
 from emoray.features.config import FeatureConfig
-from emoray.models import FusionNet
+from emoray.models import FusionNet, speaker_normalised
 from emoray.models.config import model_config, to_dict
 from emoray.train import data as train_data
 from emoray.train.config import StageConfig, TrainConfig, WorkersConfig
@@ -114,11 +114,15 @@ def run_stage(kind: str, cfg: TrainConfig, split: Split, meta: pa.Table,
     stage: StageConfig = getattr(cfg, kind)
     scaling_config, threads, use_gpu = scaling(cfg.workers)
     if kind == "fusion":
+        audio, video = (load_model(branches[b])[0] for b in ("audio", "video"))
         datasets = train_data.fusion_datasets(cfg.data, split, branches["audio"],
-                                              branches["video"], features, use_gpu)
-        dims = [load_model(branches[b])[0].embed_dim for b in ("audio", "video")]
+                                              branches["video"], features, use_gpu,
+                                              speaker_normalised(audio))
+        dims = [audio.embed_dim, video.embed_dim]
     else:
-        datasets = train_data.branch_datasets(cfg.data, kind, split, cfg.cache_data)
+        model_cfg = model_config(kind, stage.preset, stage.model)
+        datasets = train_data.branch_datasets(cfg.data, kind, split, cfg.cache_data,
+                                              getattr(model_cfg, "speaker_norm", False))
         dims = None
     spec = stage_spec(kind, stage, features, _labels(meta, split.train, kind),
                       "val" in datasets, cfg.seed, threads, cfg.workers.num_workers, dims,

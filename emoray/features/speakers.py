@@ -1,0 +1,76 @@
+"""Speaker normalisation: standardise each audio coefficient with statistics of its speaker.
+
+A speaker's statistics (per coefficient, the mean and standard deviation over every frame of
+every clip of theirs) come from their recordings alone, never from labels, so a speaker the
+model never heard is normalised with their own statistics too. Unlike per-utterance
+normalisation this keeps what sets one utterance apart from the speaker's usual voice
+(louder, higher, brighter), which is much of what emotion changes.
+
+Statistics are kept as mergeable sums (``SpeakerSums``: frames, sum, sum of squares, float64)
+so that Ray tasks can compute them over parts of a corpus and the driver can add them up.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+import numpy as np
+
+from emoray.ravdess import RavdessNameError, parse_name
+
+
+def actor_key(actor: int) -> str:
+    return f"actor {actor:02d}"
+
+
+def speaker_key(uri: str) -> str:
+    """Who speaks in ``uri``: ``actor NN`` for a RAVDESS name, else the folder that holds it
+    (one folder per speaker, the layout of most corpora)."""
+    try:
+        return actor_key(parse_name(posixpath.basename(uri)).actor)
+    except RavdessNameError:
+        return posixpath.dirname(uri) or "."
+
+
+SpeakerSums = dict[str, np.ndarray]
+"""speaker -> float64 [3, F]: frames, sum and sum of squares of each coefficient."""
+
+
+def clip_sums(keys, features) -> SpeakerSums:
+    """Sums of the clips ``features`` (each [T, F]) by their speaker ``keys``."""
+    out: SpeakerSums = {}
+    for key, x in zip(keys, features):
+        x = np.asarray(x, np.float64)
+        s = np.stack([np.full(x.shape[1], len(x), np.float64), x.sum(0), (x * x).sum(0)])
+        out[key] = out[key] + s if key in out else s
+    return out
+
+
+def merge(*parts: SpeakerSums) -> SpeakerSums:
+    out: SpeakerSums = {}
+    for part in parts:
+        for key, s in part.items():
+            out[key] = out[key] + s if key in out else np.asarray(s, np.float64)
+    return out
+
+
+def statistics(sums: SpeakerSums) -> dict[str, tuple[list[float], list[float]]]:
+    """speaker -> (mean, std) per coefficient, plain lists (JSON- and Ray-friendly)."""
+    out = {}
+    for key, (n, s, ss) in sums.items():
+        mean = s / n
+        std = np.sqrt(np.maximum(ss / n - mean * mean, 0.0))
+        out[key] = (mean.tolist(), std.tolist())
+    return out
+
+
+def normalise(x: np.ndarray, mean, std) -> np.ndarray:
+    """Features ``x`` [..., F] standardised with a speaker's ``mean`` and ``std``."""
+    return ((x - np.asarray(mean, np.float32)) / (np.asarray(std, np.float32) + 1e-5)).astype(
+        np.float32)
+
+
+def normalise_clips(keys, features, stats) -> list:
+    """Each clip of ``features`` (None passes through) standardised with its speaker's
+    ``stats`` (``statistics`` output) by ``keys``."""
+    return [x if x is None else normalise(x, *stats[k]) for k, x in zip(keys, features)]
