@@ -64,8 +64,8 @@ class StageConfig:
     patience: int = 0  # stop after this many epochs without a better validation UAR; 0: never
     #                    (with the onecycle schedule, stopping early cuts the annealing short)
     keep_best: bool = False  # final model: the best validation UAR epoch (else the last epoch)
-    shuffle_buffer: int = 1024  # rows per worker shuffled together (blocks are read in a new
-    # order each epoch too); shards hold runs of one actor, so keep it well above a shard
+    shuffle_buffer: int = 1024  # rows per worker shuffled together each epoch (the training
+    # split is shuffled across blocks once, and its blocks are read in a new order each epoch)
 
     def validate(self) -> None:
         for name in ("epochs", "batch_size", "shuffle_buffer"):

@@ -27,10 +27,17 @@ def read_shards(data: str, columns: list[str]) -> ray.data.Dataset:
                                  columns=columns)
 
 
-def split_datasets(ds: ray.data.Dataset, split: Split, inputs: list[str],
-                   cache: bool) -> dict[str, ray.data.Dataset]:
+def split_datasets(ds: ray.data.Dataset, split: Split, inputs: list[str], cache: bool,
+                   seed: int) -> dict[str, ray.data.Dataset]:
     """``train`` / ``val`` / ``test`` views of ``ds`` (``val`` only when the split has one);
-    test rows keep their ``trial_id``."""
+    test rows keep their ``trial_id``.
+
+    Training rows are shuffled across blocks (``seed``) before they are cached: shards hold
+    runs of one emotion (trial ids sort by emotion), and the workers split the blocks between
+    them, so unshuffled blocks would give each worker a few emotions, and its BatchNorm layers
+    statistics of those alone. Each epoch then reads the blocks in a new order, through a
+    local shuffle buffer.
+    """
     out = {}
     for name in ("train", "val", "test"):
         ids = getattr(split, name)
@@ -38,8 +45,8 @@ def split_datasets(ds: ray.data.Dataset, split: Split, inputs: list[str],
             continue
         keep = inputs + ["label"] + (["trial_id"] if name == "test" else [])
         part = ds.filter(expr=col("trial_id").is_in(list(ids))).select_columns(keep)
+        part = part.random_shuffle(seed=seed) if name == "train" else part
         part = part.materialize() if cache else part
-        # Training reads the blocks in a new order each epoch (plus a local shuffle buffer).
         out[name] = part.randomize_block_order() if name == "train" else part
     return out
 
@@ -64,7 +71,7 @@ def normalise_speakers(ds: ray.data.Dataset) -> ray.data.Dataset:
                           fn_kwargs={"stats": speakers.statistics(sums)})
 
 
-def branch_datasets(data: str, kind: str, split: Split, cache: bool,
+def branch_datasets(data: str, kind: str, split: Split, cache: bool, seed: int,
                     speaker_norm: bool = False) -> dict:
     """Rows that have the ``kind`` (audio or video) modality."""
     ds = read_shards(data, ["trial_id", "label", f"has_{kind}", kind]
@@ -72,7 +79,7 @@ def branch_datasets(data: str, kind: str, split: Split, cache: bool,
     ds = ds.filter(expr=col(f"has_{kind}"))
     if speaker_norm:
         ds = normalise_speakers(ds)
-    return split_datasets(ds, split, [kind], cache)
+    return split_datasets(ds, split, [kind], cache, seed)
 
 
 class Embedder:
@@ -93,7 +100,7 @@ class Embedder:
 
 
 def fusion_datasets(data: str, split: Split, audio_uri: str, video_uri: str, features,
-                    use_gpu: bool, speaker_norm: bool = False) -> dict:
+                    use_gpu: bool, seed: int, speaker_norm: bool = False) -> dict:
     """Embeddings of the rows that have both modalities, computed once and cached."""
     ds = read_shards(data, ["trial_id", "label", "has_audio", "has_video", "audio", "video"]
                      + (["actor"] if speaker_norm else []))
@@ -103,4 +110,4 @@ def fusion_datasets(data: str, split: Split, audio_uri: str, video_uri: str, fea
     emb = ds.map_batches(Embedder, fn_constructor_args=(audio_uri, video_uri, features, use_gpu),
                          batch_size=32, compute=ray.data.ActorPoolStrategy(size=1),
                          num_cpus=1, num_gpus=1 if use_gpu else 0).materialize()
-    return split_datasets(emb, split, ["audio_emb", "video_emb"], cache=True)
+    return split_datasets(emb, split, ["audio_emb", "video_emb"], True, seed)

@@ -117,11 +117,11 @@ def run_stage(kind: str, cfg: TrainConfig, split: Split, meta: pa.Table,
         audio, video = (load_model(branches[b])[0] for b in ("audio", "video"))
         datasets = train_data.fusion_datasets(cfg.data, split, branches["audio"],
                                               branches["video"], features, use_gpu,
-                                              speaker_normalised(audio))
+                                              cfg.seed, speaker_normalised(audio))
         dims = [audio.embed_dim, video.embed_dim]
     else:
         model_cfg = model_config(kind, stage.preset, stage.model)
-        datasets = train_data.branch_datasets(cfg.data, kind, split, cfg.cache_data,
+        datasets = train_data.branch_datasets(cfg.data, kind, split, cfg.cache_data, cfg.seed,
                                               getattr(model_cfg, "speaker_norm", False))
         dims = None
     spec = stage_spec(kind, stage, features, _labels(meta, split.train, kind),
