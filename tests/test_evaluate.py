@@ -26,22 +26,30 @@ from test_label_job import _fit
 FEATURES = preset("default")
 
 
-@pytest.fixture(scope="module")
-def audio_model(synth_corpus, tmp_path_factory):
-    """(artifact path, net): a small audio CNN fitted to the corpus's actors 1 and 2."""
+def fit_audio(synth_corpus, path: Path, speaker_norm: bool):
+    """(artifact path, net): a small audio CNN fitted to the corpus's actors 1 and 2, on
+    per-utterance or (``speaker_norm``) per-speaker normalised features."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     wavs = sorted(synth_corpus.rglob("03-*.wav"))
-    x = np.stack([audio_clip_features(str(p), FEATURES.audio)[0] for p in wavs])
+    x = [audio_clip_features(str(p), FEATURES.audio)[0] for p in wavs]
+    if speaker_norm:
+        keys = [speaker_key(str(p)) for p in wavs]
+        x = normalise_clips(keys, x, statistics(clip_sums(keys, x)))
     y = np.array([parse_name(p.name).label for p in wavs])
     torch.manual_seed(0)
-    net = _fit(AudioNet(AudioNetConfig(channels=(32, 32), batchnorm=True, utterance_norm=True,
+    net = _fit(AudioNet(AudioNetConfig(channels=(32, 32), batchnorm=True,
+                                       utterance_norm=not speaker_norm, speaker_norm=speaker_norm,
                                        readout="stats", hidden=(32,)), FEATURES.audio.shape),
-               [x], y, 40, 3e-3)
+               [np.stack(x)], y, 40, 3e-3)
     torch.set_num_threads(threads)
-    path = tmp_path_factory.mktemp("model") / "audio.pt"
     save_model(str(path), net, FEATURES)
     return str(path), net
+
+
+@pytest.fixture(scope="module")
+def audio_model(synth_corpus, tmp_path_factory):
+    return fit_audio(synth_corpus, tmp_path_factory.mktemp("model") / "audio.pt", False)
 
 
 def expected_confusion(net, paths: list[Path]) -> list[list[int]]:
@@ -125,23 +133,7 @@ def test_default_model_is_the_speech_model_of_the_working_directory(
 
 @pytest.fixture(scope="module")
 def speaker_model(synth_corpus, tmp_path_factory):
-    """(artifact path, net): a small audio CNN fitted to speaker-normalised features of the
-    corpus's actors 1 and 2."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    wavs = sorted(synth_corpus.rglob("03-*.wav"))
-    keys = [speaker_key(str(p)) for p in wavs]
-    x = [audio_clip_features(str(p), FEATURES.audio)[0] for p in wavs]
-    x = np.stack(normalise_clips(keys, x, statistics(clip_sums(keys, x))))
-    y = np.array([parse_name(p.name).label for p in wavs])
-    torch.manual_seed(0)
-    net = _fit(AudioNet(AudioNetConfig(channels=(32, 32), batchnorm=True, speaker_norm=True,
-                                       readout="stats", hidden=(32,)), FEATURES.audio.shape),
-               [x], y, 40, 3e-3)
-    torch.set_num_threads(threads)
-    path = tmp_path_factory.mktemp("model") / "audio-speakers.pt"
-    save_model(str(path), net, FEATURES)
-    return str(path), net
+    return fit_audio(synth_corpus, tmp_path_factory.mktemp("model") / "audio-spk.pt", True)
 
 
 def test_speaker_normalised_model_uses_each_speakers_own_statistics(
