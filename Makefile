@@ -26,7 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/preprocess.py
 	$(BIN)/python -m benchmarks.label --rounds 2
 
-# Speaker-independent audio on real speech: 6 folds by actor (about 20 minutes on 2 CPUs).
+# Speaker-independent audio on real speech: 6 folds by actor (about 15-20 minutes on 2 CPUs).
 SPEECH ?= ../shared/data/ravdess-speech-16k
 speech: $(STAMP)
 	$(BIN)/emoray preprocess --input $(SPEECH) --output out/speech16k
