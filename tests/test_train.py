@@ -153,7 +153,7 @@ def test_artifacts_label_shard_tensors_like_the_report(trained, shard_dir):
     # the default audio recipe standardises each actor with their own clips' statistics
     batch["audio"] = np.stack(normalise_clips(
         [actor_key(a) for a in rows.column("actor").to_pylist()], batch["audio"], stats))
-    batch = {k: torch.from_numpy(v) for k, v in batch.items()}
+    batch = {k: torch.tensor(v) for k, v in batch.items()}
     labels = rows.column("label").to_numpy()
     for kind in ("audio", "video", "fusion"):
         model, info = load_model(str(run / "models" / "actors" / f"{kind}.pt"),
