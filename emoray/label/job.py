@@ -26,8 +26,8 @@ import torch
 from emoray import storage
 from emoray.artifact import load_model
 from emoray.features.config import FeatureConfig
-from emoray.label.config import LabelConfig
 from emoray.features.speakers import normalise_clips, speaker_key
+from emoray.label.config import LabelConfig
 from emoray.label.parts import Assembler, Part, plan_parts, recover
 from emoray.label.schema import ITEMS_SCHEMA, item_row, predicted_table, tensors
 from emoray.label.speakers import speaker_statistics

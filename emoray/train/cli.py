@@ -15,7 +15,6 @@ def main(argv: list[str]) -> int:
     p.add_argument("overrides", nargs="*", help="config overrides, key.sub=value "
                                                 "(e.g. audio.epochs=5 protocol.kind=actors)")
     args = p.parse_args(argv)
-    from emoray.pipeline.run import labeling_model
     from emoray.train import load_train_config, train
 
     def work(cfg) -> int:
@@ -23,9 +22,9 @@ def main(argv: list[str]) -> int:
         for kind, s in metrics["stages"].items():
             t = s["test"]
             print(f"{kind}: " + (f"test accuracy {100 * t['accuracy']['mean']:.2f}%, UAR "
-                                 f"{100 * t['uar']['mean']:.2f}%" if t else "not tested") +
-                  f"; model {labeling_model(metrics, kind)}")
+                                 f"{100 * t['uar']['mean']:.2f}%" if t else "not tested"))
         print(f"report: {storage.join(cfg.storage, cfg.name, 'report', 'summary.md')}")
+        print(f"models: {storage.join(cfg.storage, cfg.name, 'models')}/<split>/<stage>.pt")
         return 0
 
     return run_command("emoray train", lambda: load_train_config(args.config, args.overrides),

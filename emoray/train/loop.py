@@ -3,8 +3,7 @@
 ``train_loop`` runs on every worker: it restores from ``ray.train.get_checkpoint()``, trains
 on its shard of the ``train`` dataset (DDP via ``prepare_model``), validates on rank 0, reports
 a checkpoint every epoch, and finally tests the final model on rank 0 (when the split has a
-test set). ``spec`` is a plain dict
-(see ``emoray.train.stage.stage_spec``).
+test set). ``spec`` is a plain dict (see ``emoray.train.stage.stage_spec``).
 """
 
 from __future__ import annotations

@@ -62,7 +62,8 @@ def stage_metrics(results: list[dict]) -> dict:
     tested = all(r["test"] is not None for r in results)
     for r in results:
         cm = confusion(r["test"]["y_true"], r["test"]["y_pred"]) if tested else None
-        total += cm if tested else 0
+        if tested:
+            total += cm
         folds[r["split"]] = {
             "test": scores(cm) if tested else None, "confusion": cm.tolist() if tested else None,
             "history": r["history"], "epochs_run": r["epochs_run"],
@@ -70,10 +71,13 @@ def stage_metrics(results: list[dict]) -> dict:
             "throughput": throughput(r["history"]),
             **({"ablation": r["test"]["ablation"]} if tested and "ablation" in r["test"] else {}),
         }
-    summary = {key: {"mean": float(np.mean(values)), "std": float(np.std(values)),
-                     "splits": values}
-               for key in ("accuracy", "uar", "macro_f1")
-               for values in [[f["test"][key] for f in folds.values()]]} if tested else None
+    summary = None
+    if tested:
+        summary = {}
+        for key in ("accuracy", "uar", "macro_f1"):
+            values = [f["test"][key] for f in folds.values()]
+            summary[key] = {"mean": float(np.mean(values)), "std": float(np.std(values)),
+                            "splits": values}
     first = results[0]
     return {"preset": first["preset"], "workers": first["workers"], "use_gpu": first["use_gpu"],
             "cpus_per_worker": first["cpus_per_worker"], "test": summary,
