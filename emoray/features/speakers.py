@@ -54,6 +54,17 @@ def merge(*parts: SpeakerSums) -> SpeakerSums:
     return out
 
 
+def to_columns(sums: SpeakerSums, n_coeffs: int) -> dict[str, np.ndarray]:
+    """``sums`` as a Ray Data batch: ``speaker`` and ``sums`` [speakers, 3, n_coeffs]."""
+    return {"speaker": np.array(list(sums), object),
+            "sums": np.stack(list(sums.values())) if sums else np.zeros((0, 3, n_coeffs))}
+
+
+def from_rows(rows) -> SpeakerSums:
+    """The merged sums of ``to_columns`` rows (e.g. a dataset's ``iter_rows()``)."""
+    return merge(*({r["speaker"]: r["sums"]} for r in rows))
+
+
 def statistics(sums: SpeakerSums) -> dict[str, tuple[list[float], list[float]]]:
     """speaker -> (mean, std) per coefficient, plain lists (JSON- and Ray-friendly)."""
     out = {}

@@ -40,7 +40,7 @@ def speaker_statistics(cfg: LabelConfig, files: list[storage.FileEntry],
     parts = plan_parts(todo, cfg.files_per_part, {"speaker_statistics": True})
     rows = prepare(parts).map_batches(_item_sums, batch_format="pyarrow",
                                       fn_kwargs={"shape": shape})
-    sums = speakers.merge(*({r["speaker"]: r["sums"]} for r in rows.iter_rows()))
+    sums = speakers.from_rows(rows.iter_rows())
     stats.update(speakers.statistics(sums))
     storage.write_bytes(uri, json.dumps(stats).encode())
     return stats
@@ -52,5 +52,4 @@ def _item_sums(batch: pa.Table, shape: tuple[int, int]) -> dict[str, np.ndarray]
     uris = batch.column("uri").to_pylist()
     sums = speakers.clip_sums([speakers.speaker_key(uris[i]) for i in keep],
                               [audio[i] for i in keep])
-    return {"speaker": np.array(list(sums), object),
-            "sums": np.stack(list(sums.values())) if sums else np.zeros((0, 3, shape[1]))}
+    return speakers.to_columns(sums, shape[1])

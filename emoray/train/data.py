@@ -53,8 +53,7 @@ def split_datasets(ds: ray.data.Dataset, split: Split, inputs: list[str], cache:
 
 def _actor_sums(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     sums = speakers.clip_sums([speakers.actor_key(a) for a in batch["actor"]], batch["audio"])
-    return {"speaker": np.array(list(sums), object),
-            "sums": np.stack(list(sums.values())) if sums else np.zeros((0, 3, 1))}
+    return speakers.to_columns(sums, batch["audio"].shape[-1])
 
 
 def _normalise_rows(batch: dict[str, np.ndarray], stats: dict) -> dict[str, np.ndarray]:
@@ -65,8 +64,7 @@ def _normalise_rows(batch: dict[str, np.ndarray], stats: dict) -> dict[str, np.n
 def normalise_speakers(ds: ray.data.Dataset) -> ray.data.Dataset:
     """Rows with audio (and ``actor``) standardised with their actor's statistics, which one
     distributed pass of per-block sums computes."""
-    sums = speakers.merge(*({r["speaker"]: r["sums"]} for r in ds.map_batches(
-        _actor_sums, batch_format="numpy").iter_rows()))
+    sums = speakers.from_rows(ds.map_batches(_actor_sums, batch_format="numpy").iter_rows())
     return ds.map_batches(_normalise_rows, batch_format="numpy",
                           fn_kwargs={"stats": speakers.statistics(sums)})
 
