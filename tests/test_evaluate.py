@@ -17,7 +17,8 @@ from emoray.features.audio import audio_clip_features
 from emoray.features.config import preset
 from emoray.features.speakers import clip_sums, normalise_clips, speaker_key, statistics
 from emoray.label.config import LabelConfig
-from emoray.models import AudioNet, AudioNetConfig
+from emoray.features.summary import clip_summary, summary_size
+from emoray.models import AudioNet, AudioNetConfig, SummaryNet
 from emoray.ravdess import parse_name
 from emoray.synth.corpus import synthesize_corpus
 from emoray.train.metrics import confusion
@@ -26,22 +27,30 @@ from test_label_job import _fit
 FEATURES = preset("default")
 
 
-def fit_audio(synth_corpus, path: Path, speaker_norm: bool):
-    """(artifact path, net): a small audio CNN fitted to the corpus's actors 1 and 2, on
-    per-utterance or (``speaker_norm``) per-speaker normalised features."""
+def fit_audio(synth_corpus, path: Path, speaker_norm: bool, summary: bool = False):
+    """(artifact path, net): a small audio CNN, or (``summary``) MLP over clip summaries,
+    fitted to the corpus's actors 1 and 2, on per-utterance or (``speaker_norm``) per-speaker
+    normalised features."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     wavs = sorted(synth_corpus.rglob("03-*.wav"))
     x = [audio_clip_features(str(p), FEATURES.audio)[0] for p in wavs]
+    if summary:
+        x = [clip_summary(v, FEATURES.audio.kind) for v in x]
     if speaker_norm:
         keys = [speaker_key(str(p)) for p in wavs]
         x = normalise_clips(keys, x, statistics(clip_sums(keys, x)))
     y = np.array([parse_name(p.name).label for p in wavs])
     torch.manual_seed(0)
-    net = _fit(AudioNet(AudioNetConfig(channels=(32, 32), batchnorm=True,
-                                       utterance_norm=not speaker_norm, speaker_norm=speaker_norm,
-                                       readout="stats", hidden=(32,)), FEATURES.audio.shape),
-               [np.stack(x)], y, 40, 3e-3)
+    if summary:
+        net = SummaryNet(AudioNetConfig(input="summary", speaker_norm=speaker_norm, hidden=(64,),
+                                        input_dropout=0.2, dropout=0.5),
+                         summary_size(FEATURES.audio.shape, FEATURES.audio.kind))
+    else:
+        net = AudioNet(AudioNetConfig(channels=(32, 32), batchnorm=True,
+                                      utterance_norm=not speaker_norm, speaker_norm=speaker_norm,
+                                      readout="stats", hidden=(32,)), FEATURES.audio.shape)
+    net = _fit(net, [np.stack(x)], y, 40, 3e-3)
     torch.set_num_threads(threads)
     save_model(str(path), net, FEATURES)
     return str(path), net
@@ -163,3 +172,31 @@ def test_speaker_normalised_model_uses_each_speakers_own_statistics(
     again = evaluate(LabelConfig(model=model, input=str(held_out), output=str(out)))
     assert again["confusion"] == result["confusion"]
     assert (out / "speakers.json").read_bytes() == saved_bytes
+
+
+@pytest.fixture(scope="module")
+def summary_model(synth_corpus, tmp_path_factory):
+    return fit_audio(synth_corpus, tmp_path_factory.mktemp("model") / "audio-summary.pt", True,
+                     summary=True)
+
+
+def test_summary_model_labels_with_statistics_of_each_speakers_summaries(
+        ray_local, summary_model, held_out, tmp_path):
+    """The speech recipe's model: each file of actor 3 becomes its clip summary, standardised
+    with the statistics of actor 3's summaries, which ``speakers.json`` keeps."""
+    model, net = summary_model
+    out = tmp_path / "eval"
+    result = evaluate(LabelConfig(model=model, input=str(held_out), output=str(out)))
+    wavs = sorted((held_out / "Actor_03").glob("03-*.wav"))
+    x = [clip_summary(audio_clip_features(str(p), FEATURES.audio)[0], FEATURES.audio.kind)
+         for p in wavs]
+    stats = statistics(clip_sums(["actor 03"] * len(x), x))
+    saved = json.loads((out / "speakers.json").read_text())
+    assert list(saved) == ["actor 03"] and len(saved["actor 03"][0]) == len(x[0])
+    np.testing.assert_allclose(saved["actor 03"][0], stats["actor 03"][0], rtol=1e-4, atol=1e-4)
+    with torch.no_grad():
+        predicted = net(torch.from_numpy(np.stack(normalise_clips(
+            ["actor 03"] * len(x), x, stats)))).argmax(1).numpy()
+    assert result["confusion"] == confusion([parse_name(p.name).label for p in wavs],
+                                            predicted).tolist()
+    assert result["accuracy"] > 0.3  # chance is 1/8

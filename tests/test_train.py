@@ -22,6 +22,8 @@ import torch
 from emoray import manifest, storage
 from emoray.artifact import load_model
 from emoray.features.speakers import actor_key, clip_sums, normalise_clips, statistics
+from emoray.features.summary import clip_summary
+from emoray.models import speaker_normalised
 from emoray.preprocess.job import PreprocessConfig, run_preprocess
 from emoray.synth.corpus import synthesize_corpus
 from emoray.train import train, train_config
@@ -231,3 +233,28 @@ def test_protocol_all_trains_the_model_to_ship_on_every_actor(ray_cluster, shard
     model, info = load_model(audio["splits"]["all"]["artifact"])
     assert info.training["split"] == "all" and info.training["test_accuracy"] is None
     assert "not tested" in (tmp_path / "ship" / "report" / "summary.md").read_text()
+
+
+def test_summary_model_learns_from_speaker_normalised_clip_summaries(ray_cluster, shard_dir,
+                                                                     tmp_path):
+    """The speech recipe's audio model: an MLP over each clip's summary, standardised with its
+    actor's summaries; its artifact, fed summaries computed here, reproduces the report."""
+    model_cfg = {"input": "summary", "hidden": [128], "input_dropout": 0.2, "dropout": 0.5}
+    metrics = train(config(shard_dir, tmp_path, "summary", stages=["audio"],
+                           audio={**TINY["audio"], "model": model_cfg}))
+    audio = metrics["stages"]["audio"]
+    assert accuracy_without(audio["confusion"], AUDIO_TWINS) > AUDIO_FLOOR
+    table = pq.read_table([u for u in manifest.shard_uris(shard_dir)])
+    table = table.filter(table.column("has_audio"))
+    keys = [actor_key(a) for a in table.column("actor").to_pylist()]
+    summaries = [clip_summary(x, "logmel")
+                 for x in table.column("audio").combine_chunks().to_numpy_ndarray()]
+    x = np.stack(normalise_clips(keys, summaries, statistics(clip_sums(keys, summaries))))
+    test = np.isin(table.column("trial_id").to_numpy(zero_copy_only=False),
+                   json.loads((tmp_path / "summary" / "splits.json").read_text())[0]["test"])
+    model, info = load_model(audio["splits"]["actors"]["artifact"])
+    assert info.training["split"] == "actors" and speaker_normalised(model)
+    with torch.no_grad():
+        pred = model(torch.from_numpy(x[test])).argmax(1).numpy()
+    assert (pred == table.column("label").to_numpy()[test]).mean() == pytest.approx(
+        audio["test"]["accuracy"]["mean"])

@@ -4,7 +4,8 @@ A speaker's statistics (per coefficient, the mean and standard deviation over ev
 every clip of theirs) come from their recordings alone, never from labels, so a speaker the
 model never heard is normalised with their own statistics too. Unlike per-utterance
 normalisation this keeps what sets one utterance apart from the speaker's usual voice
-(louder, higher, brighter), which is much of what emotion changes.
+(louder, higher, brighter), which is much of what emotion changes. A model's input is
+normalised: frames for the CNN, each clip's summary vector (one row) for the summary model.
 
 Statistics are kept as mergeable sums (``SpeakerSums``: frames, sum, sum of squares, float64)
 so that Ray tasks can compute them over parts of a corpus and the driver can add them up.
@@ -37,10 +38,11 @@ SpeakerSums = dict[str, np.ndarray]
 
 
 def clip_sums(keys, features) -> SpeakerSums:
-    """Sums of the clips ``features`` (each [T, F]) by their speaker ``keys``."""
+    """Sums of the clips ``features`` (each [T, F] frames, or one [F] vector) by their
+    speaker ``keys``."""
     out: SpeakerSums = {}
     for key, x in zip(keys, features):
-        x = np.asarray(x, np.float64)
+        x = np.atleast_2d(np.asarray(x, np.float64))
         s = np.stack([np.full(x.shape[1], len(x), np.float64), x.sum(0), (x * x).sum(0)])
         out[key] = out[key] + s if key in out else s
     return out

@@ -32,7 +32,7 @@ from emoray.label.parts import Assembler, Part, plan_parts, recover
 from emoray.label.schema import ITEMS_SCHEMA, item_row, predicted_table, tensors
 from emoray.label.speakers import speaker_statistics
 from emoray.label.stage import Settings, predict, prepare_file
-from emoray.models import speaker_normalised
+from emoray.models import audio_config, audio_input, speaker_normalised
 from emoray.ravdess import EMOTIONS
 from emoray.raycluster import pinned
 
@@ -63,6 +63,7 @@ def run_label(cfg: LabelConfig, files: list[storage.FileEntry] | None = None) ->
     stats = speaker_statistics(
         cfg, files, pending, info.features.audio.shape,
         lambda todo: prepare_dataset(todo, cfg, "audio", info.features),
+        audio_input(audio_config(model), info.features.audio),
     ) if parts and speaker_normalised(model) else None
     if parts:
         for batch in label_dataset(parts, cfg, info.kind, info.features, stats).iter_batches(
@@ -143,11 +144,14 @@ class Predictor:
         torch.set_num_threads(threads)
         self.model, self.info = load_model(model_uri, device="cuda" if use_gpu else "cpu")
         self.speakers = speakers
+        self.prepare = audio_input(audio_config(self.model), self.info.features.audio)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         batch = batch.select(ITEMS_SCHEMA.names).cast(ITEMS_SCHEMA)  # blocks of all-null columns
         f = self.info.features
         audio = tensors(batch, "audio", f.audio.shape, np.float32)
+        if self.prepare is not None:
+            audio = [x if x is None else self.prepare(x) for x in audio]
         if self.speakers is not None:
             audio = normalise_clips(map(speaker_key, batch.column("uri").to_pylist()), audio,
                                     self.speakers)

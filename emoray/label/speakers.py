@@ -26,9 +26,12 @@ SPEAKERS_FILE = "speakers.json"
 
 def speaker_statistics(cfg: LabelConfig, files: list[storage.FileEntry],
                        pending: list[storage.FileEntry], shape: tuple[int, int],
-                       prepare: Callable[[list[Part]], ray.data.Dataset]) -> dict:
+                       prepare: Callable[[list[Part]], ray.data.Dataset],
+                       model_input: Callable | None = None) -> dict:
     """speaker -> (mean, std) for every speaker of ``pending``, from all their ``files``;
-    ``prepare(parts)`` is the labeling job's audio item rows of those files (``shape``)."""
+    ``prepare(parts)`` is the labeling job's audio item rows of those files (``shape``), and
+    the statistics are of ``model_input`` of each (``emoray.models.audio_input``; None: the
+    frames)."""
     uri = storage.join(cfg.output, SPEAKERS_FILE)
     stats = json.loads(storage.read_bytes(uri)) if storage.exists(uri) else {}
     missing = {speakers.speaker_key(f.uri) for f in pending} - set(stats)
@@ -39,17 +42,19 @@ def speaker_statistics(cfg: LabelConfig, files: list[storage.FileEntry],
           flush=True)
     parts = plan_parts(todo, cfg.files_per_part, {"speaker_statistics": True})
     rows = prepare(parts).map_batches(_item_sums, batch_format="pyarrow",
-                                      fn_kwargs={"shape": shape})
+                                      fn_kwargs={"shape": shape, "model_input": model_input})
     sums = speakers.from_rows(rows.iter_rows())
     stats.update(speakers.statistics(sums))
     storage.write_bytes(uri, json.dumps(stats).encode())
     return stats
 
 
-def _item_sums(batch: pa.Table, shape: tuple[int, int]) -> dict[str, np.ndarray]:
+def _item_sums(batch: pa.Table, shape: tuple[int, int],
+               model_input: Callable | None) -> dict[str, np.ndarray]:
     audio = tensors(batch, "audio", shape, np.float32)
     keep = [i for i, x in enumerate(audio) if x is not None]
     uris = batch.column("uri").to_pylist()
+    model_input = model_input or (lambda x: x)
     sums = speakers.clip_sums([speakers.speaker_key(uris[i]) for i in keep],
-                              [audio[i] for i in keep])
-    return speakers.to_columns(sums, shape[1])
+                              [model_input(audio[i]) for i in keep])
+    return speakers.to_columns(sums, model_input(np.zeros(shape, np.float32)).shape[-1])

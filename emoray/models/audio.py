@@ -1,4 +1,5 @@
-"""Audio branch: a 1D CNN over per-frame feature vectors (MFCC or log-mel)."""
+"""Audio branch: a 1D CNN over per-frame feature vectors (MFCC or log-mel), or an MLP over
+each clip's summary vector (``emoray.features.summary``)."""
 
 from __future__ import annotations
 
@@ -98,6 +99,35 @@ class AudioNet(nn.Module):
         if cfg.functionals:
             h = torch.cat([h, self.stats(utterance_functionals(raw, mask))], 1)
         return self.hidden(h)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.out(self.embed(audio))
+
+
+class SummaryNet(nn.Module):
+    """``forward(audio [B, size] float32 clip summaries) -> logits [B, 8]``; ``embed`` gives
+    the last hidden layer."""
+
+    inputs = ("audio",)
+
+    def __init__(self, cfg: AudioNetConfig, size: int, n_classes: int = 8):
+        super().__init__()
+        self.cfg = cfg
+        layers, width = [], size
+        for i, h in enumerate(cfg.hidden):
+            rate = cfg.input_dropout if i == 0 else cfg.dropout
+            layers += [nn.Dropout(rate)] if rate else []
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        self.hidden = nn.Sequential(*layers)
+        self.out = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(width, n_classes))
+
+    @property
+    def embed_dim(self) -> int:
+        return self.cfg.hidden[-1]
+
+    def embed(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.hidden(audio.float())
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         return self.out(self.embed(audio))

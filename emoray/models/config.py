@@ -16,8 +16,12 @@ from emoray.config import build
 @dataclass(frozen=True)
 class AudioNetConfig:
     """1D CNN over time, feature coefficients as input channels (one conv block per entry of
-    ``channels``: conv, optional BatchNorm, ReLU, max-pool), then dense layers."""
+    ``channels``: conv, optional BatchNorm, ReLU, max-pool), then dense layers.
 
+    With ``input: summary`` the network is only the dense layers, over each clip's summary
+    vector (``emoray.features.summary``), and the CNN fields are unused."""
+
+    input: Literal["frames", "summary"] = "frames"
     channels: tuple[int, ...] = (64, 128, 256)
     kernel: int = 5
     pool: int = 2
@@ -32,6 +36,8 @@ class AudioNetConfig:
     #                                                    time; meanstd: mean and std
     hidden: tuple[int, ...] = (256, 64)  # the last one is the embedding size
     dropout: float = 0.0  # before each dense layer
+    input_dropout: float = 0.0  # summary input: dropout of the summary (then ``dropout``
+    #                             before each later dense layer)
     time_masks: int = 0  # SpecAugment (training only): masks per clip
     time_mask_width: float = 0.1  # largest mask, as a fraction of the frames
     freq_masks: int = 0

@@ -2,11 +2,14 @@
 
 Workers stream their part of ``train`` with ``get_dataset_shard``; ``val`` and ``test`` are
 read whole by rank 0. Fusion trains on branch embeddings computed once by a Ray Data pass.
-An audio model with ``speaker_norm`` gets its rows standardised per actor first
-(``normalise_speakers``: each actor's statistics from their own clips, labels unused).
+A summary audio model gets each clip's summary in place of its frames (``summarise``), and an
+audio model with ``speaker_norm`` its rows standardised per actor (``normalise_speakers``:
+each actor's statistics from their own clips, labels unused).
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 import ray.data
@@ -61,6 +64,19 @@ def _normalise_rows(batch: dict[str, np.ndarray], stats: dict) -> dict[str, np.n
     return {**batch, "audio": np.stack(speakers.normalise_clips(keys, batch["audio"], stats))}
 
 
+def _summarise_rows(batch: dict[str, np.ndarray], prepare: Callable) -> dict[str, np.ndarray]:
+    return {**batch, "audio": np.stack([prepare(x) for x in batch["audio"]])}
+
+
+def audio_rows(ds: ray.data.Dataset, prepare: Callable | None,
+               speaker_norm: bool) -> ray.data.Dataset:
+    """Rows whose audio is what the audio network takes: ``prepare`` applied to each clip
+    (``emoray.models.audio_input``; None keeps the frames), then standardised per actor."""
+    if prepare is not None:
+        ds = ds.map_batches(_summarise_rows, batch_format="numpy", fn_kwargs={"prepare": prepare})
+    return normalise_speakers(ds) if speaker_norm else ds
+
+
 def normalise_speakers(ds: ray.data.Dataset) -> ray.data.Dataset:
     """Rows with audio (and ``actor``) standardised with their actor's statistics, which one
     distributed pass of per-block sums computes."""
@@ -70,13 +86,13 @@ def normalise_speakers(ds: ray.data.Dataset) -> ray.data.Dataset:
 
 
 def branch_datasets(data: str, kind: str, split: Split, cache: bool, seed: int,
-                    speaker_norm: bool = False) -> dict:
-    """Rows that have the ``kind`` (audio or video) modality."""
+                    speaker_norm: bool = False, prepare: Callable | None = None) -> dict:
+    """Rows that have the ``kind`` (audio or video) modality; audio as ``audio_rows`` makes it."""
     ds = read_shards(data, ["trial_id", "label", f"has_{kind}", kind]
                      + (["actor"] if speaker_norm else []))
     ds = ds.filter(expr=col(f"has_{kind}"))
-    if speaker_norm:
-        ds = normalise_speakers(ds)
+    if kind == "audio":
+        ds = audio_rows(ds, prepare, speaker_norm)
     return split_datasets(ds, split, [kind], cache, seed)
 
 
@@ -98,12 +114,14 @@ class Embedder:
 
 
 def fusion_datasets(data: str, split: Split, audio_uri: str, video_uri: str, features,
-                    use_gpu: bool, seed: int, speaker_norm: bool = False) -> dict:
+                    use_gpu: bool, seed: int, speaker_norm: bool = False,
+                    prepare: Callable | None = None) -> dict:
     """Embeddings of the rows that have both modalities, computed once and cached."""
     ds = read_shards(data, ["trial_id", "label", "has_audio", "has_video", "audio", "video"]
                      + (["actor"] if speaker_norm else []))
-    if speaker_norm:  # statistics from every audio clip of an actor, as the audio branch had
-        ds = normalise_speakers(ds.filter(expr=col("has_audio")))
+    if speaker_norm or prepare is not None:  # per-actor statistics from every audio clip of
+        #                                      the actor, as the audio branch had
+        ds = audio_rows(ds.filter(expr=col("has_audio")), prepare, speaker_norm)
     ds = ds.filter(expr=col("has_audio") & col("has_video"))
     emb = ds.map_batches(Embedder, fn_constructor_args=(audio_uri, video_uri, features, use_gpu),
                          batch_size=32, compute=ray.data.ActorPoolStrategy(size=1),
