@@ -51,7 +51,8 @@ class ModelInfo:
 
 
 def kind_of(model: nn.Module) -> str:
-    for kind, cls in (("audio", (AudioNet, SummaryNet)), ("video", VideoNet), ("fusion", FusionNet)):
+    for kind, cls in (("audio", (AudioNet, SummaryNet)), ("video", VideoNet),
+                      ("fusion", FusionNet)):
         if isinstance(model, cls):
             return kind
     raise TypeError(f"not an emoray model: {type(model).__name__}")
@@ -76,7 +77,8 @@ def to_payload(model: nn.Module, features: FeatureConfig, training: dict | None 
 
 def save_model(uri: str, model: nn.Module, features: FeatureConfig,
                training: dict | None = None) -> None:
-    """Write ``model`` (an AudioNet, SummaryNet, VideoNet or FusionNet) as an artifact at ``uri``."""
+    """Write ``model`` (an AudioNet, SummaryNet, VideoNet or FusionNet) as an artifact at
+    ``uri``."""
     buf = io.BytesIO()
     torch.save(to_payload(model, features, training), buf)
     storage.write_bytes(uri, buf.getvalue())

@@ -235,10 +235,11 @@ def test_protocol_all_trains_the_model_to_ship_on_every_actor(ray_cluster, shard
     assert "not tested" in (tmp_path / "ship" / "report" / "summary.md").read_text()
 
 
-def test_summary_model_learns_from_speaker_normalised_clip_summaries(ray_cluster, shard_dir,
+def test_summary_model_learns_from_speaker_normalised_clip_summaries(trained, shard_dir,
                                                                      tmp_path):
     """The speech recipe's audio model: an MLP over each clip's summary, standardised with its
-    actor's summaries; its artifact, fed summaries computed here, reproduces the report."""
+    actor's summaries; its artifact, fed summaries computed here, reproduces the report, and
+    fusion trains on its embeddings."""
     model_cfg = {"input": "summary", "hidden": [128], "input_dropout": 0.2, "dropout": 0.5}
     metrics = train(config(shard_dir, tmp_path, "summary", stages=["audio"],
                            audio={**TINY["audio"], "model": model_cfg}))
@@ -258,3 +259,7 @@ def test_summary_model_learns_from_speaker_normalised_clip_summaries(ray_cluster
         pred = model(torch.from_numpy(x[test])).argmax(1).numpy()
     assert (pred == table.column("label").to_numpy()[test]).mean() == pytest.approx(
         audio["test"]["accuracy"]["mean"])
+    video = str(trained[1] / "models" / "actors" / "video.pt")
+    fused = train(config(shard_dir, tmp_path, "summary-fusion", stages=["fusion"],
+                         audio_model=audio["splits"]["actors"]["artifact"], video_model=video))
+    assert fused["stages"]["fusion"]["test"]["accuracy"]["mean"] >= 0.9
