@@ -255,6 +255,8 @@ def test_summary_model_learns_from_speaker_normalised_clip_summaries(trained, sh
                    json.loads((tmp_path / "summary" / "splits.json").read_text())[0]["test"])
     model, info = load_model(audio["splits"]["actors"]["artifact"])
     assert info.training["split"] == "actors" and speaker_normalised(model)
+    assert "| Audio (summary MLP) | default |" in (
+        tmp_path / "summary" / "report" / "summary.md").read_text()
     with torch.no_grad():
         pred = model(torch.from_numpy(x[test])).argmax(1).numpy()
     assert (pred == table.column("label").to_numpy()[test]).mean() == pytest.approx(

@@ -19,6 +19,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 from emoray import storage  # noqa: E402
+from emoray.models.config import model_config  # noqa: E402
 from emoray.ravdess import EMOTIONS  # noqa: E402
 from emoray.train.metrics import confusion, normalised, scores  # noqa: E402
 
@@ -26,6 +27,13 @@ PAPER_ACCURACY = {"audio": 64.09, "video": 59.07, "fusion": 66.90}
 """Sultana et al., Table III (RAVDESS accuracy, %)."""
 
 TITLES = {"audio": "Audio (1D CNN)", "video": "Video (3D CNN)", "fusion": "Fusion"}
+
+
+def stage_title(kind: str, stage) -> str:
+    """What the report calls stage ``kind`` trained with ``stage`` (its ``StageConfig``)."""
+    if kind == "audio" and model_config("audio", stage.preset, stage.model).input == "summary":
+        return "Audio (summary MLP)"
+    return TITLES[kind]
 
 
 def describe_protocol(protocol) -> str:
@@ -92,12 +100,13 @@ def write_report(report_uri: str, cfg, splits, results: list[dict]) -> dict:
     stages = {}
     for kind in cfg.stages:
         mine = [r for r in results if r["kind"] == kind]
-        stages[kind] = stage_metrics(mine)
+        title = stage_title(kind, getattr(cfg, kind))
+        stages[kind] = {"title": title, **stage_metrics(mine)}
         if stages[kind]["test"] is not None:
             _write_png(storage.join(report_uri, f"confusion_{kind}.png"),
-                       plot_confusion(np.asarray(stages[kind]["confusion"]), TITLES[kind]))
+                       plot_confusion(np.asarray(stages[kind]["confusion"]), title))
         _write_png(storage.join(report_uri, f"curves_{kind}.png"),
-                   plot_curves({r["split"]: r["history"] for r in mine}, TITLES[kind]))
+                   plot_curves({r["split"]: r["history"] for r in mine}, title))
     metrics = {
         "run": cfg.name, "data": cfg.data, "labels": list(EMOTIONS),
         "protocol": {**dataclasses.asdict(cfg.protocol),
@@ -137,10 +146,10 @@ def summary_markdown(m: dict) -> str:
     for kind, s in m["stages"].items():
         t = s["test"]
         if t is None:
-            lines.append(f"| {TITLES[kind]} | {s['preset']} | not tested | | | "
+            lines.append(f"| {s['title']} | {s['preset']} | not tested | | | "
                          f"{m['paper_accuracy'][kind]:.2f} |")
             continue
-        lines.append(f"| {TITLES[kind]} | {s['preset']} | {_pct(t['accuracy'], folds)} | "
+        lines.append(f"| {s['title']} | {s['preset']} | {_pct(t['accuracy'], folds)} | "
                      f"{_pct(t['uar'], folds)} | {_pct(t['macro_f1'], folds)} | "
                      f"{m['paper_accuracy'][kind]:.2f} |")
     lines += ["", "The paper reports accuracy on its own random split; compare like with like.",
@@ -154,7 +163,7 @@ def summary_markdown(m: dict) -> str:
     kinds = [k for k, s in m["stages"].items() if s["test"] is not None]
     if kinds:
         lines += ["## Per class (test, pooled over splits): precision / recall (%)", "",
-                  "| Emotion | " + " | ".join(TITLES[k] for k in kinds) + " |",
+                  "| Emotion | " + " | ".join(m["stages"][k]["title"] for k in kinds) + " |",
                   "|---|" + "---|" * len(kinds)]
         for i, name in enumerate(m["labels"]):
             cells = [f"{100 * m['stages'][k]['pooled']['precision'][i]:.1f} / "
@@ -174,7 +183,7 @@ def summary_markdown(m: dict) -> str:
                 cells = [f"{tp['samples_per_s']:.1f}", f"{100 * tp['data_wait_share']:.1f}",
                          f"{100 * tp['steady_data_wait_share']:.1f}",
                          f"{tp['first_batch_s']:.2f}"]
-            lines.append(f"| {TITLES[kind]} | {name} | {f['epochs_run']} | "
+            lines.append(f"| {s['title']} | {name} | {f['epochs_run']} | "
                          f"{f['best_epoch'] or '-'} | {f['starts'][1:] or '-'} | "
                          + " | ".join(cells) + " |")
     lines += ["", f"Workers: {next(iter(m['stages'].values()))['workers']} "
