@@ -2,9 +2,9 @@
 
 Workers stream their part of ``train`` with ``get_dataset_shard``; ``val`` and ``test`` are
 read whole by rank 0. Fusion trains on branch embeddings computed once by a Ray Data pass.
-A summary audio model gets each clip's summary in place of its frames (``summarise``), and an
-audio model with ``speaker_norm`` its rows standardised per actor (``normalise_speakers``:
-each actor's statistics from their own clips, labels unused).
+Audio rows become what the audio network takes (``audio_rows``): a summary model gets each
+clip's summary in place of its frames, and a model with ``speaker_norm`` its rows standardised
+per actor (``normalise_speakers``: each actor's statistics from their own clips, labels unused).
 """
 
 from __future__ import annotations
@@ -119,8 +119,8 @@ def fusion_datasets(data: str, split: Split, audio_uri: str, video_uri: str, fea
     """Embeddings of the rows that have both modalities, computed once and cached."""
     ds = read_shards(data, ["trial_id", "label", "has_audio", "has_video", "audio", "video"]
                      + (["actor"] if speaker_norm else []))
-    if speaker_norm or prepare is not None:  # per-actor statistics from every audio clip of
-        #                                      the actor, as the audio branch had
+    if speaker_norm or prepare is not None:  # statistics from every audio clip of an actor,
+        #                                      as the audio branch had
         ds = audio_rows(ds.filter(expr=col("has_audio")), prepare, speaker_norm)
     ds = ds.filter(expr=col("has_audio") & col("has_video"))
     emb = ds.map_batches(Embedder, fn_constructor_args=(audio_uri, video_uri, features, use_gpu),
