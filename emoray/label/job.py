@@ -144,14 +144,14 @@ class Predictor:
         torch.set_num_threads(threads)
         self.model, self.info = load_model(model_uri, device="cuda" if use_gpu else "cpu")
         self.speakers = speakers
-        self.prepare = audio_input(audio_config(self.model), self.info.features.audio)
+        self.model_input = audio_input(audio_config(self.model), self.info.features.audio)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         batch = batch.select(ITEMS_SCHEMA.names).cast(ITEMS_SCHEMA)  # blocks of all-null columns
         f = self.info.features
         audio = tensors(batch, "audio", f.audio.shape, np.float32)
-        if self.prepare is not None:
-            audio = [x if x is None else self.prepare(x) for x in audio]
+        if self.model_input is not None:
+            audio = [x if x is None else self.model_input(x) for x in audio]
         if self.speakers is not None:
             audio = normalise_clips(map(speaker_key, batch.column("uri").to_pylist()), audio,
                                     self.speakers)

@@ -41,20 +41,22 @@ def speaker_statistics(cfg: LabelConfig, files: list[storage.FileEntry],
     print(f"emoray label: speaker statistics of {len(missing)} speakers from {len(todo)} files",
           flush=True)
     parts = plan_parts(todo, cfg.files_per_part, {"speaker_statistics": True})
+    model_input = model_input or (lambda x: x)
+    width = model_input(np.zeros(shape, np.float32)).shape[-1]
     rows = prepare(parts).map_batches(_item_sums, batch_format="pyarrow",
-                                      fn_kwargs={"shape": shape, "model_input": model_input})
+                                      fn_kwargs={"shape": shape, "model_input": model_input,
+                                                 "width": width})
     sums = speakers.from_rows(rows.iter_rows())
     stats.update(speakers.statistics(sums))
     storage.write_bytes(uri, json.dumps(stats).encode())
     return stats
 
 
-def _item_sums(batch: pa.Table, shape: tuple[int, int],
-               model_input: Callable | None) -> dict[str, np.ndarray]:
+def _item_sums(batch: pa.Table, shape: tuple[int, int], model_input: Callable,
+               width: int) -> dict[str, np.ndarray]:
     audio = tensors(batch, "audio", shape, np.float32)
     keep = [i for i, x in enumerate(audio) if x is not None]
     uris = batch.column("uri").to_pylist()
-    model_input = model_input or (lambda x: x)
     sums = speakers.clip_sums([speakers.speaker_key(uris[i]) for i in keep],
                               [model_input(audio[i]) for i in keep])
-    return speakers.to_columns(sums, model_input(np.zeros(shape, np.float32)).shape[-1])
+    return speakers.to_columns(sums, width)

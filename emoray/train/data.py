@@ -64,16 +64,18 @@ def _normalise_rows(batch: dict[str, np.ndarray], stats: dict) -> dict[str, np.n
     return {**batch, "audio": np.stack(speakers.normalise_clips(keys, batch["audio"], stats))}
 
 
-def _summarise_rows(batch: dict[str, np.ndarray], prepare: Callable) -> dict[str, np.ndarray]:
-    return {**batch, "audio": np.stack([prepare(x) for x in batch["audio"]])}
+def _model_input_rows(batch: dict[str, np.ndarray],
+                      model_input: Callable) -> dict[str, np.ndarray]:
+    return {**batch, "audio": np.stack([model_input(x) for x in batch["audio"]])}
 
 
-def audio_rows(ds: ray.data.Dataset, prepare: Callable | None,
+def audio_rows(ds: ray.data.Dataset, model_input: Callable | None,
                speaker_norm: bool) -> ray.data.Dataset:
-    """Rows whose audio is what the audio network takes: ``prepare`` applied to each clip
+    """Rows whose audio is what the audio network takes: ``model_input`` applied to each clip
     (``emoray.models.audio_input``; None keeps the frames), then standardised per actor."""
-    if prepare is not None:
-        ds = ds.map_batches(_summarise_rows, batch_format="numpy", fn_kwargs={"prepare": prepare})
+    if model_input is not None:
+        ds = ds.map_batches(_model_input_rows, batch_format="numpy",
+                            fn_kwargs={"model_input": model_input})
     return normalise_speakers(ds) if speaker_norm else ds
 
 
@@ -86,13 +88,13 @@ def normalise_speakers(ds: ray.data.Dataset) -> ray.data.Dataset:
 
 
 def branch_datasets(data: str, kind: str, split: Split, cache: bool, seed: int,
-                    speaker_norm: bool = False, prepare: Callable | None = None) -> dict:
+                    speaker_norm: bool = False, model_input: Callable | None = None) -> dict:
     """Rows that have the ``kind`` (audio or video) modality; audio as ``audio_rows`` makes it."""
     ds = read_shards(data, ["trial_id", "label", f"has_{kind}", kind]
                      + (["actor"] if speaker_norm else []))
     ds = ds.filter(expr=col(f"has_{kind}"))
     if kind == "audio":
-        ds = audio_rows(ds, prepare, speaker_norm)
+        ds = audio_rows(ds, model_input, speaker_norm)
     return split_datasets(ds, split, [kind], cache, seed)
 
 
@@ -115,14 +117,13 @@ class Embedder:
 
 def fusion_datasets(data: str, split: Split, audio_uri: str, video_uri: str, features,
                     use_gpu: bool, seed: int, speaker_norm: bool = False,
-                    prepare: Callable | None = None) -> dict:
+                    model_input: Callable | None = None) -> dict:
     """Embeddings of the rows that have both modalities, computed once and cached."""
     ds = read_shards(data, ["trial_id", "label", "has_audio", "has_video", "audio", "video"]
                      + (["actor"] if speaker_norm else []))
-    if speaker_norm or prepare is not None:  # statistics from every audio clip of an actor,
-        #                                      as the audio branch had
-        ds = audio_rows(ds.filter(expr=col("has_audio")), prepare, speaker_norm)
-    ds = ds.filter(expr=col("has_audio") & col("has_video"))
+    # an actor's statistics come from all their audio clips, as the audio branch's did
+    ds = audio_rows(ds.filter(expr=col("has_audio")), model_input, speaker_norm)
+    ds = ds.filter(expr=col("has_video"))
     emb = ds.map_batches(Embedder, fn_constructor_args=(audio_uri, video_uri, features, use_gpu),
                          batch_size=32, compute=ray.data.ActorPoolStrategy(size=1),
                          num_cpus=1, num_gpus=1 if use_gpu else 0).materialize()
