@@ -28,7 +28,8 @@ from torch import nn
 import emoray
 from emoray import storage
 from emoray.features.config import FeatureConfig
-from emoray.models import AudioNet, FusionHead, FusionNet, SummaryNet, VideoNet, build_branch
+from emoray.models import (AudioEnsemble, AudioNet, FusionHead, FusionNet, SummaryNet, VideoNet,
+                           build_branch)
 from emoray.models.config import from_dict, to_dict
 from emoray.ravdess import EMOTIONS
 
@@ -51,7 +52,7 @@ class ModelInfo:
 
 
 def kind_of(model: nn.Module) -> str:
-    for kind, cls in (("audio", (AudioNet, SummaryNet)), ("video", VideoNet),
+    for kind, cls in (("audio", (AudioNet, SummaryNet, AudioEnsemble)), ("video", VideoNet),
                       ("fusion", FusionNet)):
         if isinstance(model, cls):
             return kind
@@ -77,7 +78,7 @@ def to_payload(model: nn.Module, features: FeatureConfig, training: dict | None 
 
 def save_model(uri: str, model: nn.Module, features: FeatureConfig,
                training: dict | None = None) -> None:
-    """Write ``model`` (an AudioNet, SummaryNet, VideoNet or FusionNet) as an artifact at
+    """Write ``model`` (an audio, video or fusion network) as an artifact at
     ``uri``."""
     buf = io.BytesIO()
     torch.save(to_payload(model, features, training), buf)

@@ -17,8 +17,8 @@ from emoray.features.audio import audio_clip_features
 from emoray.features.config import preset
 from emoray.features.speakers import clip_sums, normalise_clips, speaker_key, statistics
 from emoray.label.config import LabelConfig
-from emoray.features.summary import clip_summary, summary_size
-from emoray.models import AudioNet, AudioNetConfig, SummaryNet
+from emoray.features.summary import clip_summary
+from emoray.models import AudioNet, AudioNetConfig, build_branch
 from emoray.ravdess import parse_name
 from emoray.synth.corpus import synthesize_corpus
 from emoray.train.metrics import confusion
@@ -27,33 +27,39 @@ from test_label_job import _fit
 FEATURES = preset("default")
 
 
-def fit_audio(synth_corpus, path: Path, speaker_norm: bool, summary: bool = False):
-    """(artifact path, net): a small audio CNN, or (``summary``) MLP over clip summaries,
-    fitted to the corpus's actors 1 and 2, on per-utterance or (``speaker_norm``) per-speaker
-    normalised features."""
+def fit_audio(synth_corpus, path: Path, speaker_norm: bool, ensemble: bool = False):
+    """(artifact path, net): a small audio CNN fitted to the corpus's actors 1 and 2, on
+    per-utterance or (``speaker_norm``) per-speaker normalised features; with ``ensemble``,
+    the speech recipe's kind of model: that CNN and an MLP over clip summaries, each fitted
+    to its own input standardised per speaker."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     wavs = sorted(synth_corpus.rglob("03-*.wav"))
-    x = [audio_clip_features(str(p), FEATURES.audio)[0] for p in wavs]
-    if summary:
-        x = [clip_summary(v, FEATURES.audio.kind) for v in x]
-    if speaker_norm:
-        keys = [speaker_key(str(p)) for p in wavs]
-        x = normalise_clips(keys, x, statistics(clip_sums(keys, x)))
+    frames = [audio_clip_features(str(p), FEATURES.audio)[0] for p in wavs]
+    keys = [speaker_key(str(p)) for p in wavs]
     y = np.array([parse_name(p.name).label for p in wavs])
     torch.manual_seed(0)
-    if summary:
-        net = SummaryNet(AudioNetConfig(input="summary", speaker_norm=speaker_norm, hidden=(64,),
-                                        input_dropout=0.2, dropout=0.5),
-                         summary_size(FEATURES.audio.shape, FEATURES.audio.kind))
+    cnn = AudioNetConfig(channels=(32, 32), batchnorm=True, utterance_norm=not speaker_norm,
+                         speaker_norm=speaker_norm, readout="stats", hidden=(32,))
+    if ensemble:
+        mlp = AudioNetConfig(input="summary", speaker_norm=True, hidden=(64,),
+                             input_dropout=0.2, dropout=0.5)
+        net = build_branch("audio", AudioNetConfig(speaker_norm=True, members=(cnn, mlp)),
+                           FEATURES)
+        for member, x in zip(net.members, (frames, summaries(frames))):
+            _fit(member, [np.stack(normalise_clips(keys, x, statistics(clip_sums(keys, x))))],
+                 y, 40, 3e-3)
     else:
-        net = AudioNet(AudioNetConfig(channels=(32, 32), batchnorm=True,
-                                      utterance_norm=not speaker_norm, speaker_norm=speaker_norm,
-                                      readout="stats", hidden=(32,)), FEATURES.audio.shape)
-    net = _fit(net, [np.stack(x)], y, 40, 3e-3)
+        x = normalise_clips(keys, frames, statistics(clip_sums(keys, frames))) if speaker_norm \
+            else frames
+        net = _fit(AudioNet(cnn, FEATURES.audio.shape), [np.stack(x)], y, 40, 3e-3)
     torch.set_num_threads(threads)
-    save_model(str(path), net, FEATURES)
+    save_model(str(path), net.eval(), FEATURES)
     return str(path), net
+
+
+def summaries(frames: list[np.ndarray]) -> list[np.ndarray]:
+    return [clip_summary(x, FEATURES.audio.kind) for x in frames]
 
 
 @pytest.fixture(scope="module")
@@ -175,28 +181,32 @@ def test_speaker_normalised_model_uses_each_speakers_own_statistics(
 
 
 @pytest.fixture(scope="module")
-def summary_model(synth_corpus, tmp_path_factory):
-    return fit_audio(synth_corpus, tmp_path_factory.mktemp("model") / "audio-summary.pt", True,
-                     summary=True)
+def ensemble_model(synth_corpus, tmp_path_factory):
+    return fit_audio(synth_corpus, tmp_path_factory.mktemp("model") / "audio-ensemble.pt", True,
+                     ensemble=True)
 
 
-def test_summary_model_labels_with_statistics_of_each_speakers_summaries(
-        ray_local, summary_model, held_out, tmp_path):
-    """The speech recipe's model: each file of actor 3 becomes its clip summary, standardised
-    with the statistics of actor 3's summaries, which ``speakers.json`` keeps."""
-    model, net = summary_model
+def test_ensemble_labels_with_each_members_own_speaker_statistics(ray_local, ensemble_model,
+                                                                  held_out, tmp_path):
+    """The speech recipe's kind of model: each file of actor 3 goes to the CNN as frames and
+    to the MLP as its clip summary, each standardised with actor 3's statistics of that input
+    (side by side in ``speakers.json``); the label is the members' mean probability."""
+    model, net = ensemble_model
     out = tmp_path / "eval"
     result = evaluate(LabelConfig(model=model, input=str(held_out), output=str(out)))
     wavs = sorted((held_out / "Actor_03").glob("03-*.wav"))
-    x = [clip_summary(audio_clip_features(str(p), FEATURES.audio)[0], FEATURES.audio.kind)
-         for p in wavs]
-    stats = statistics(clip_sums(["actor 03"] * len(x), x))
+    frames = [audio_clip_features(str(p), FEATURES.audio)[0] for p in wavs]
+    keys = ["actor 03"] * len(wavs)
+    inputs = (frames, summaries(frames))
+    stats = [statistics(clip_sums(keys, x))["actor 03"] for x in inputs]
     saved = json.loads((out / "speakers.json").read_text())
-    assert list(saved) == ["actor 03"] and len(saved["actor 03"][0]) == len(x[0])
-    np.testing.assert_allclose(saved["actor 03"][0], stats["actor 03"][0], rtol=1e-4, atol=1e-4)
+    assert list(saved) == ["actor 03"]
+    for i in (0, 1):  # mean, std: the frames' coefficients, then the summary's elements
+        np.testing.assert_allclose(saved["actor 03"][i], stats[0][i] + stats[1][i], rtol=1e-4,
+                                   atol=1e-4)
     with torch.no_grad():
-        predicted = net(torch.from_numpy(np.stack(normalise_clips(
-            ["actor 03"] * len(x), x, stats)))).argmax(1).numpy()
+        probs = sum(torch.softmax(m(torch.from_numpy(np.stack(normalise_clips(
+            keys, x, {"actor 03": s})))), 1) for m, x, s in zip(net.members, inputs, stats))
     assert result["confusion"] == confusion([parse_name(p.name).label for p in wavs],
-                                            predicted).tolist()
+                                            probs.argmax(1).numpy()).tolist()
     assert result["accuracy"] > 0.3  # chance is 1/8

@@ -7,8 +7,7 @@ import torch
 from emoray.features.config import AudioFeatureConfig, FeatureConfig
 from emoray.features.speakers import clip_sums, normalise_clips, statistics
 from emoray.features.summary import N_STATS, clip_summary, content_frames, summary_size
-from emoray.models import (AudioNetConfig, SummaryNet, audio_input, build_branch,
-                           speaker_normalised)
+from emoray.models import AudioNetConfig, SummaryNet, audio_input, build_branch
 from emoray.models.audio import content_mask
 
 RNG = np.random.default_rng(0)
@@ -58,9 +57,11 @@ def test_summary_model_takes_speaker_normalised_summaries():
     cfg = AudioNetConfig(input="summary", speaker_norm=True, hidden=(32, 16), input_dropout=0.2,
                          dropout=0.5)
     net = build_branch("audio", cfg, features)
-    assert isinstance(net, SummaryNet) and speaker_normalised(net) and net.embed_dim == 16
+    assert isinstance(net, SummaryNet) and net.embed_dim == 16
     prepare = audio_input(cfg, features.audio)
-    assert audio_input(AudioNetConfig(), features.audio) is None  # the CNN takes frames
+    assert prepare.speaker_norm
+    assert audio_input(AudioNetConfig(), features.audio).identity  # the CNN takes frames
+    assert prepare.blocks is None and prepare.width == summary_size((50, 16), "logmel")
     clips = [padded(n, 50, 16) for n in (10, 20, 30, 40)]
     keys = ["a", "a", "b", "b"]
     summaries = [prepare(x) for x in clips]

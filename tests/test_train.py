@@ -22,11 +22,11 @@ import torch
 from emoray import manifest, storage
 from emoray.artifact import load_model
 from emoray.features.speakers import actor_key, clip_sums, normalise_clips, statistics
-from emoray.features.summary import clip_summary
-from emoray.models import speaker_normalised
+from emoray.models import audio_config, audio_input
 from emoray.preprocess.job import PreprocessConfig, run_preprocess
 from emoray.synth.corpus import synthesize_corpus
 from emoray.train import train, train_config
+from emoray.train.metrics import confusion
 from emoray.train.splits import Split, read_metadata
 
 AUDIO_TWINS = (0, 1)  # neutral and calm sound the same
@@ -235,33 +235,40 @@ def test_protocol_all_trains_the_model_to_ship_on_every_actor(ray_cluster, shard
     assert "not tested" in (tmp_path / "ship" / "report" / "summary.md").read_text()
 
 
-def test_summary_model_learns_from_speaker_normalised_clip_summaries(trained, shard_dir,
-                                                                     tmp_path):
-    """The speech recipe's audio model: an MLP over each clip's summary, standardised with its
-    actor's summaries; its artifact, fed summaries computed here, reproduces the report, and
-    fusion trains on its embeddings."""
-    model_cfg = {"input": "summary", "hidden": [128], "input_dropout": 0.2, "dropout": 0.5}
-    metrics = train(config(shard_dir, tmp_path, "summary", stages=["audio"],
+def test_ensemble_members_learn_from_their_own_speaker_normalised_inputs(trained, shard_dir,
+                                                                        tmp_path):
+    """The speech recipe's audio model: the CNN over frames and an MLP over each clip's
+    summary, each input standardised with its actor's statistics of it, probabilities
+    averaged. Its artifact, fed inputs computed here, reproduces the report; fusion trains on
+    its embeddings."""
+    model_cfg = {"members": [{}, {"input": "summary", "hidden": [128], "input_dropout": 0.2,
+                                  "dropout": 0.5}]}
+    metrics = train(config(shard_dir, tmp_path, "ensemble", stages=["audio"],
                            audio={**TINY["audio"], "model": model_cfg}))
     audio = metrics["stages"]["audio"]
     assert accuracy_without(audio["confusion"], AUDIO_TWINS) > AUDIO_FLOOR
+    model, info = load_model(audio["splits"]["actors"]["artifact"])
+    audio_in = audio_input(audio_config(model), info.features.audio)
+    assert info.training["split"] == "actors" and audio_in.speaker_norm
+    assert "| Audio (ensemble: 1D CNN + summary MLP) | default |" in (
+        tmp_path / "ensemble" / "report" / "summary.md").read_text()
     table = pq.read_table([u for u in manifest.shard_uris(shard_dir)])
     table = table.filter(table.column("has_audio"))
     keys = [actor_key(a) for a in table.column("actor").to_pylist()]
-    summaries = [clip_summary(x, "logmel")
-                 for x in table.column("audio").combine_chunks().to_numpy_ndarray()]
-    x = np.stack(normalise_clips(keys, summaries, statistics(clip_sums(keys, summaries))))
+    x = [audio_in(f) for f in table.column("audio").combine_chunks().to_numpy_ndarray()]
+    stats = statistics(clip_sums(keys, x, audio_in.blocks))
+    x = np.stack(normalise_clips(keys, x, stats, audio_in.blocks))
     test = np.isin(table.column("trial_id").to_numpy(zero_copy_only=False),
-                   json.loads((tmp_path / "summary" / "splits.json").read_text())[0]["test"])
-    model, info = load_model(audio["splits"]["actors"]["artifact"])
-    assert info.training["split"] == "actors" and speaker_normalised(model)
-    assert "| Audio (summary MLP) | default |" in (
-        tmp_path / "summary" / "report" / "summary.md").read_text()
+                   json.loads((tmp_path / "ensemble" / "splits.json").read_text())[0]["test"])
+    y = table.column("label").to_numpy()[test]
+    frames, summaries = model.parts(torch.from_numpy(x[test]))
     with torch.no_grad():
         pred = model(torch.from_numpy(x[test])).argmax(1).numpy()
-    assert (pred == table.column("label").to_numpy()[test]).mean() == pytest.approx(
-        audio["test"]["accuracy"]["mean"])
+        alone = [m(p).argmax(1).numpy() for m, p in zip(model.members, (frames, summaries))]
+    assert (pred == y).mean() == pytest.approx(audio["test"]["accuracy"]["mean"])
+    for member in alone:  # each member learnt on its own input
+        assert accuracy_without(confusion(y, member), AUDIO_TWINS) > AUDIO_FLOOR
     video = str(trained[1] / "models" / "actors" / "video.pt")
-    fused = train(config(shard_dir, tmp_path, "summary-fusion", stages=["fusion"],
+    fused = train(config(shard_dir, tmp_path, "ensemble-fusion", stages=["fusion"],
                          audio_model=audio["splits"]["actors"]["artifact"], video_model=video))
     assert fused["stages"]["fusion"]["test"]["accuracy"]["mean"] >= 0.9

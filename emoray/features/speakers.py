@@ -5,7 +5,9 @@ every clip of theirs) come from their recordings alone, never from labels, so a 
 model never heard is normalised with their own statistics too. Unlike per-utterance
 normalisation this keeps what sets one utterance apart from the speaker's usual voice
 (louder, higher, brighter), which is much of what emotion changes. A model's input is
-normalised: frames for the CNN, each clip's summary vector (one row) for the summary model.
+normalised: frames for the CNN, each clip's summary vector (one row) for the summary model;
+an ensemble's joined input has a part for each member (``blocks``), each with its own
+statistics, side by side.
 
 Statistics are kept as mergeable sums (``SpeakerSums``: frames, sum, sum of squares, float64)
 so that Ray tasks can compute them over parts of a corpus and the driver can add them up.
@@ -37,15 +39,32 @@ SpeakerSums = dict[str, np.ndarray]
 """speaker -> float64 [3, F]: frames, sum and sum of squares of each coefficient."""
 
 
-def clip_sums(keys, features) -> SpeakerSums:
-    """Sums of the clips ``features`` (each [T, F] frames, or one [F] vector) by their
-    speaker ``keys``."""
+Blocks = tuple[tuple[int, int], ...] | None
+"""(rows, width) of each part of a flat clip vector (``emoray.models.AudioInput.blocks``);
+None: the clip is one part, its own rows ([T, F] frames, or one [F] vector)."""
+
+
+def split_blocks(x: np.ndarray, blocks: Blocks) -> list[np.ndarray]:
+    """A clip as its parts, each [rows, width]."""
+    if blocks is None:
+        return [np.atleast_2d(x)]
+    ends = np.cumsum([r * w for r, w in blocks])
+    return [p.reshape(b) for p, b in zip(np.split(np.ravel(x), ends[:-1]), blocks)]
+
+
+def clip_sums(keys, features, blocks: Blocks = None) -> SpeakerSums:
+    """Sums of the clips ``features`` by their speaker ``keys``; a clip of several
+    ``blocks`` has each part's sums side by side."""
     out: SpeakerSums = {}
-    for key, x in zip(keys, features):
-        x = np.atleast_2d(np.asarray(x, np.float64))
-        s = np.stack([np.full(x.shape[1], len(x), np.float64), x.sum(0), (x * x).sum(0)])
+    for key, clip in zip(keys, features):
+        s = np.concatenate([_sums(np.asarray(x, np.float64)) for x in split_blocks(clip, blocks)],
+                           axis=1)
         out[key] = out[key] + s if key in out else s
     return out
+
+
+def _sums(x: np.ndarray) -> np.ndarray:
+    return np.stack([np.full(x.shape[1], len(x), np.float64), x.sum(0), (x * x).sum(0)])
 
 
 def merge(*parts: SpeakerSums) -> SpeakerSums:
@@ -77,13 +96,18 @@ def statistics(sums: SpeakerSums) -> dict[str, tuple[list[float], list[float]]]:
     return out
 
 
-def normalise(x: np.ndarray, mean, std) -> np.ndarray:
-    """Features ``x`` [..., F] standardised with a speaker's ``mean`` and ``std``."""
-    return ((x - np.asarray(mean, np.float32)) / (np.asarray(std, np.float32) + 1e-5)).astype(
-        np.float32)
+def normalise(x: np.ndarray, mean, std, blocks: Blocks = None) -> np.ndarray:
+    """Features ``x`` [..., F] standardised with a speaker's ``mean`` and ``std``; a clip of
+    several ``blocks``, each part with its own columns of them."""
+    mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+    if blocks is not None:
+        cols = np.cumsum([0] + [w for _, w in blocks])
+        return np.concatenate([normalise(p, mean[a:b], std[a:b]).ravel() for p, a, b in
+                               zip(split_blocks(x, blocks), cols[:-1], cols[1:])])
+    return ((x - mean) / (std + 1e-5)).astype(np.float32)
 
 
-def normalise_clips(keys, features, stats) -> list:
+def normalise_clips(keys, features, stats, blocks: Blocks = None) -> list:
     """Each clip of ``features`` (None passes through) standardised with its speaker's
     ``stats`` (``statistics`` output) by ``keys``."""
-    return [x if x is None else normalise(x, *stats[k]) for k, x in zip(keys, features)]
+    return [x if x is None else normalise(x, *stats[k], blocks) for k, x in zip(keys, features)]

@@ -32,7 +32,7 @@ from emoray.label.parts import Assembler, Part, plan_parts, recover
 from emoray.label.schema import ITEMS_SCHEMA, item_row, predicted_table, tensors
 from emoray.label.speakers import speaker_statistics
 from emoray.label.stage import Settings, predict, prepare_file
-from emoray.models import audio_config, audio_input, speaker_normalised
+from emoray.models import audio_config, audio_input
 from emoray.ravdess import EMOTIONS
 from emoray.raycluster import pinned
 
@@ -60,11 +60,10 @@ def run_label(cfg: LabelConfig, files: list[storage.FileEntry] | None = None) ->
           f"{len(pending)} to label in {len(parts)} parts with the {info.kind} model "
           f"{model_id} -> {cfg.output}", flush=True)
     assembler = Assembler(parts, cfg.output, info.labels, model_id, identity)
+    audio_in = audio_input(audio_config(model), info.features.audio)
     stats = speaker_statistics(
-        cfg, files, pending, info.features.audio.shape,
-        lambda todo: prepare_dataset(todo, cfg, "audio", info.features),
-        audio_input(audio_config(model), info.features.audio),
-    ) if parts and speaker_normalised(model) else None
+        cfg, files, pending, lambda todo: prepare_dataset(todo, cfg, "audio", info.features),
+        audio_in) if parts and audio_in is not None and audio_in.speaker_norm else None
     if parts:
         for batch in label_dataset(parts, cfg, info.kind, info.features, stats).iter_batches(
                 batch_size=None, batch_format="pyarrow"):
@@ -144,17 +143,17 @@ class Predictor:
         torch.set_num_threads(threads)
         self.model, self.info = load_model(model_uri, device="cuda" if use_gpu else "cpu")
         self.speakers = speakers
-        self.model_input = audio_input(audio_config(self.model), self.info.features.audio)
+        self.audio_in = audio_input(audio_config(self.model), self.info.features.audio)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         batch = batch.select(ITEMS_SCHEMA.names).cast(ITEMS_SCHEMA)  # blocks of all-null columns
         f = self.info.features
         audio = tensors(batch, "audio", f.audio.shape, np.float32)
-        if self.model_input is not None:
-            audio = [x if x is None else self.model_input(x) for x in audio]
+        if self.audio_in is not None and not self.audio_in.identity:
+            audio = [x if x is None else self.audio_in(x) for x in audio]
         if self.speakers is not None:
             audio = normalise_clips(map(speaker_key, batch.column("uri").to_pylist()), audio,
-                                    self.speakers)
+                                    self.speakers, self.audio_in.blocks)
         probs = predict(self.model, self.info.kind, batch.column("modality").to_pylist(),
                         audio, tensors(batch, "video", f.video.shape, np.uint8))
         return predicted_table(batch, probs)

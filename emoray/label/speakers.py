@@ -20,18 +20,18 @@ from emoray.features import speakers
 from emoray.label.config import LabelConfig
 from emoray.label.parts import Part, plan_parts
 from emoray.label.schema import tensors
+from emoray.models import AudioInput
 
 SPEAKERS_FILE = "speakers.json"
 
 
 def speaker_statistics(cfg: LabelConfig, files: list[storage.FileEntry],
-                       pending: list[storage.FileEntry], shape: tuple[int, int],
+                       pending: list[storage.FileEntry],
                        prepare: Callable[[list[Part]], ray.data.Dataset],
-                       model_input: Callable | None = None) -> dict:
+                       audio_in: AudioInput) -> dict:
     """speaker -> (mean, std) for every speaker of ``pending``, from all their ``files``;
-    ``prepare(parts)`` is the labeling job's audio item rows of those files (``shape``), and
-    the statistics are of ``model_input`` of each (``emoray.models.audio_input``; None: the
-    frames)."""
+    ``prepare(parts)`` is the labeling job's audio item rows of those files, and the
+    statistics are of ``audio_in`` of each (the audio network's input)."""
     uri = storage.join(cfg.output, SPEAKERS_FILE)
     stats = json.loads(storage.read_bytes(uri)) if storage.exists(uri) else {}
     missing = {speakers.speaker_key(f.uri) for f in pending} - set(stats)
@@ -41,22 +41,18 @@ def speaker_statistics(cfg: LabelConfig, files: list[storage.FileEntry],
     print(f"emoray label: speaker statistics of {len(missing)} speakers from {len(todo)} files",
           flush=True)
     parts = plan_parts(todo, cfg.files_per_part, {"speaker_statistics": True})
-    model_input = model_input or (lambda x: x)
-    width = model_input(np.zeros(shape, np.float32)).shape[-1]
     rows = prepare(parts).map_batches(_item_sums, batch_format="pyarrow",
-                                      fn_kwargs={"shape": shape, "model_input": model_input,
-                                                 "width": width})
+                                      fn_kwargs={"audio_in": audio_in})
     sums = speakers.from_rows(rows.iter_rows())
     stats.update(speakers.statistics(sums))
     storage.write_bytes(uri, json.dumps(stats).encode())
     return stats
 
 
-def _item_sums(batch: pa.Table, shape: tuple[int, int], model_input: Callable,
-               width: int) -> dict[str, np.ndarray]:
-    audio = tensors(batch, "audio", shape, np.float32)
+def _item_sums(batch: pa.Table, audio_in: AudioInput) -> dict[str, np.ndarray]:
+    audio = tensors(batch, "audio", audio_in.shape, np.float32)
     keep = [i for i, x in enumerate(audio) if x is not None]
     uris = batch.column("uri").to_pylist()
     sums = speakers.clip_sums([speakers.speaker_key(uris[i]) for i in keep],
-                              [model_input(audio[i]) for i in keep])
-    return speakers.to_columns(sums, width)
+                              [audio_in(audio[i]) for i in keep], audio_in.blocks)
+    return speakers.to_columns(sums, audio_in.width)

@@ -1,5 +1,5 @@
-"""Emotion classifiers: audio 1D CNN (or an MLP over clip summaries), video 3D CNN, and their
-fusion.
+"""Emotion classifiers: audio 1D CNN (or an MLP over clip summaries, or an ensemble of both),
+video 3D CNN, and their fusion.
 
 Every model has ``inputs`` (the shard / batch columns ``forward`` takes, in order),
 ``forward(*inputs) -> logits [B, 8]`` and ``embed(*inputs)`` (penultimate features).
@@ -7,24 +7,29 @@ Every model has ``inputs`` (the shard / batch columns ``forward`` takes, in orde
 
 from __future__ import annotations
 
-from functools import partial
-from typing import Callable
+from dataclasses import dataclass
+
+import numpy as np
 
 from emoray.features.config import AudioFeatureConfig, FeatureConfig
 from emoray.features.summary import clip_summary, summary_size
-from emoray.models.audio import AudioNet, SummaryNet
+from emoray.models.audio import AudioEnsemble, AudioNet, SummaryNet
 from emoray.models.config import (AudioNetConfig, FusionNetConfig, PRESETS, VideoNetConfig,
                                   model_config)
 from emoray.models.fusion import FusionHead, FusionNet
 from emoray.models.video import VideoNet
 
-__all__ = ["AudioNet", "AudioNetConfig", "FusionHead", "FusionNet", "FusionNetConfig", "PRESETS",
-           "SummaryNet", "VideoNet", "VideoNetConfig", "audio_config", "audio_input", "build_branch",
-           "model_config", "speaker_normalised"]
+__all__ = ["AudioEnsemble", "AudioInput", "AudioNet", "AudioNetConfig", "FusionHead", "FusionNet",
+           "FusionNetConfig", "PRESETS", "SummaryNet", "VideoNet", "VideoNetConfig",
+           "audio_config", "audio_input", "build_branch", "model_config"]
 
 
 def build_branch(kind: str, cfg, features: FeatureConfig):
     """An untrained audio or video network for inputs shaped as ``features`` describes."""
+    if kind == "audio" and cfg.members:
+        parts = audio_input(cfg, features.audio)
+        return AudioEnsemble(cfg, [build_branch(kind, m, features) for m in cfg.members],
+                             [parts.part_shape(p) for p in parts.parts])
     if kind == "audio" and cfg.input == "summary":
         return SummaryNet(cfg, summary_size(features.audio.shape, features.audio.kind))
     if kind == "audio":
@@ -37,21 +42,59 @@ def build_branch(kind: str, cfg, features: FeatureConfig):
 def audio_config(model) -> AudioNetConfig | None:
     """The config of ``model``'s audio network (a fusion model's audio branch), if it has one."""
     audio = model.audio if isinstance(model, FusionNet) else model
-    return audio.cfg if isinstance(audio, (AudioNet, SummaryNet)) else None
+    return audio.cfg if isinstance(audio, (AudioNet, SummaryNet, AudioEnsemble)) else None
 
 
-def speaker_normalised(model) -> bool:
-    """Whether ``model`` takes audio standardised per speaker (``AudioNetConfig.speaker_norm``;
-    a fusion model when its audio branch does)."""
-    cfg = audio_config(model)
-    return cfg is not None and cfg.speaker_norm
+@dataclass(frozen=True)
+class AudioInput:
+    """What an audio network takes for a clip's features [T, F] (``shape``) of ``kind``: its
+    ``parts`` in order, each ``frames`` (the features) or ``summary`` (``clip_summary``); one
+    part as it is, several (an ensemble's members) flattened and joined. With
+    ``speaker_norm`` it arrives standardised with its speaker's statistics, computed for each
+    part on its own (``blocks``)."""
+
+    parts: tuple[str, ...]
+    shape: tuple[int, int]
+    kind: str
+    speaker_norm: bool
+
+    @property
+    def identity(self) -> bool:
+        """Whether the network takes the frames as they are."""
+        return self.parts == ("frames",)
+
+    def part_shape(self, part: str) -> tuple[int, ...]:
+        return self.shape if part == "frames" else (summary_size(self.shape, self.kind),)
+
+    @property
+    def blocks(self) -> tuple[tuple[int, int], ...] | None:
+        """(rows, width) of each part of a joined input, for ``emoray.features.speakers``
+        (a frames part has a row per frame, a summary one row); None for a single part,
+        whose rows are its own."""
+        if len(self.parts) == 1:
+            return None
+        return tuple((s[0], s[1]) if len(s) == 2 else (1, s[0])
+                     for s in map(self.part_shape, self.parts))
+
+    @property
+    def width(self) -> int:
+        """Columns of its speaker statistics."""
+        blocks = self.blocks or [(0, self.part_shape(self.parts[0])[-1])]
+        return sum(w for _, w in blocks)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.identity:
+            return x
+        parts = [x if p == "frames" else clip_summary(x, self.kind) for p in self.parts]
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate([np.ravel(p) for p in parts]).astype(np.float32)
 
 
-def audio_input(cfg: AudioNetConfig | None,
-                features: AudioFeatureConfig) -> Callable | None:
-    """What turns a clip's features [T, F] into the audio network's input: the clip summary
-    for ``input: summary``, else None (the frames themselves). Speaker normalisation applies
-    to its output."""
-    if cfg is None or cfg.input != "summary":
+def audio_input(cfg: AudioNetConfig | None, features: AudioFeatureConfig) -> AudioInput | None:
+    """The input of the audio network ``cfg`` describes (None: the model has no audio
+    network)."""
+    if cfg is None:
         return None
-    return partial(clip_summary, kind=features.kind)
+    parts = tuple(m.input for m in cfg.members) if cfg.members else (cfg.input,)
+    return AudioInput(parts, features.shape, features.kind, cfg.speaker_norm)

@@ -1,7 +1,9 @@
-"""Audio branch: a 1D CNN over per-frame feature vectors (MFCC or log-mel), or an MLP over
-each clip's summary vector (``emoray.features.summary``)."""
+"""Audio branch: a 1D CNN over per-frame feature vectors (MFCC or log-mel), an MLP over
+each clip's summary vector (``emoray.features.summary``), or an ensemble of such networks."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -131,3 +133,40 @@ class SummaryNet(nn.Module):
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         return self.out(self.embed(audio))
+
+
+class AudioEnsemble(nn.Module):
+    """Networks over parts of one input, their probabilities averaged.
+
+    ``forward(audio [B, sum of part sizes])``: the members' inputs flattened and joined
+    (``emoray.models.AudioInput``); in eval mode it gives the log of the mean of the members'
+    probabilities [B, 8], in training mode each member's logits [B, members, 8], so that each
+    member learns from its own loss (``emoray.train.loop.train_epoch``), as if trained alone.
+    ``embed`` joins the members' embeddings."""
+
+    inputs = ("audio",)
+
+    def __init__(self, cfg: AudioNetConfig, members: list[nn.Module],
+                 shapes: list[tuple[int, ...]]):
+        super().__init__()
+        self.cfg = cfg
+        self.members = nn.ModuleList(members)
+        self.shapes = [tuple(s) for s in shapes]
+
+    @property
+    def embed_dim(self) -> int:
+        return sum(m.embed_dim for m in self.members)
+
+    def parts(self, audio: torch.Tensor) -> list[torch.Tensor]:
+        sizes = [math.prod(s) for s in self.shapes]
+        return [p.reshape(len(audio), *s)
+                for p, s in zip(torch.split(audio, sizes, dim=1), self.shapes)]
+
+    def embed(self, audio: torch.Tensor) -> torch.Tensor:
+        return torch.cat([m.embed(x) for m, x in zip(self.members, self.parts(audio))], 1)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        logits = torch.stack([m(x) for m, x in zip(self.members, self.parts(audio))], 1)
+        if self.training:
+            return logits
+        return torch.log(torch.softmax(logits.float(), -1).mean(1))

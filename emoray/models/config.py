@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
-from emoray.config import build
+from emoray.config import ConfigError, build
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,11 @@ class AudioNetConfig:
     ``channels``: conv, optional BatchNorm, ReLU, max-pool), then dense layers.
 
     With ``input: summary`` the network is only the dense layers, over each clip's summary
-    vector (``emoray.features.summary``), and the CNN fields are unused."""
+    vector (``emoray.features.summary``), and the CNN fields are unused.
+
+    With ``members`` the network is an ensemble (``AudioEnsemble``) of those networks, each
+    trained on its own loss, that averages their probabilities; its other fields are unused
+    but ``speaker_norm``, which must be every member's."""
 
     input: Literal["frames", "summary"] = "frames"
     channels: tuple[int, ...] = (64, 128, 256)
@@ -45,6 +49,14 @@ class AudioNetConfig:
     functionals: tuple[int, ...] = ()  # hidden sizes of an MLP over utterance functionals of
     #     the raw input (per coefficient: mean, std, 10/50/90% quantiles, mean and std of the
     #     frame-to-frame change), its output joined to the CNN's; () leaves it out
+    members: tuple[AudioNetConfig, ...] = ()  # an ensemble of these networks
+
+    def validate(self) -> None:
+        if any(m.members for m in self.members):
+            raise ConfigError("members: a member cannot itself be an ensemble")
+        if any(m.speaker_norm != self.speaker_norm for m in self.members):
+            raise ConfigError("members: every member's speaker_norm must be the ensemble's "
+                              f"({self.speaker_norm})")
 
 
 @dataclass(frozen=True)
@@ -94,18 +106,33 @@ PRESETS = {
 
 
 def model_config(kind: str, preset: str, overrides: dict | None = None):
-    """The ``preset`` config for ``kind`` (audio, video, fusion) with ``overrides`` applied."""
+    """The ``preset`` config for ``kind`` (audio, video, fusion) with ``overrides`` applied;
+    an audio ensemble's ``members`` are overrides of the same preset too."""
     if kind not in CONFIG_TYPES:
         raise ValueError(f"unknown model kind {kind!r}; choose one of {sorted(CONFIG_TYPES)}")
     if preset not in PRESETS:
         raise ValueError(f"unknown model preset {preset!r}; choose one of {sorted(PRESETS)}")
-    base = dataclasses.asdict(PRESETS[preset][kind])
-    return build(CONFIG_TYPES[kind], {**base, **(overrides or {})}, where=f"{kind}.model")
+    overrides = dict(overrides or {})
+    if kind == "audio" and isinstance(overrides.get("members"), (list, tuple)):
+        members = []
+        for i, m in enumerate(overrides["members"]):
+            if not isinstance(m, dict):
+                raise ConfigError(f"audio.model.members[{i}]: expected a mapping, got {m!r}")
+            members.append(to_dict(model_config(kind, preset, m)))
+        overrides["members"] = members
+    base = to_dict(PRESETS[preset][kind])
+    return build(CONFIG_TYPES[kind], {**base, **overrides}, where=f"{kind}.model")
 
 
 def to_dict(cfg) -> dict:
-    """A config as plain lists/values (JSON- and ``weights_only``-safe)."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
+    """A config as plain lists/dicts/values (JSON- and ``weights_only``-safe)."""
+    return _plain(dataclasses.asdict(cfg))
+
+
+def _plain(v):
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    return [_plain(x) for x in v] if isinstance(v, (list, tuple)) else v
 
 
 def from_dict(kind: str, d: dict):

@@ -2,14 +2,13 @@
 
 Workers stream their part of ``train`` with ``get_dataset_shard``; ``val`` and ``test`` are
 read whole by rank 0. Fusion trains on branch embeddings computed once by a Ray Data pass.
-Audio rows become what the audio network takes (``audio_rows``): a summary model gets each
-clip's summary in place of its frames, and a model with ``speaker_norm`` its rows standardised
-per actor (``normalise_speakers``: each actor's statistics from their own clips, labels unused).
+Audio rows become what the audio network takes (``audio_rows``, ``emoray.models.AudioInput``):
+a summary model gets each clip's summary in place of its frames, an ensemble its members'
+inputs joined, and a model with ``speaker_norm`` its rows standardised per actor
+(``normalise_speakers``: each actor's statistics from their own clips, labels unused).
 """
 
 from __future__ import annotations
-
-from typing import Callable
 
 import numpy as np
 import ray.data
@@ -19,6 +18,7 @@ from ray.data.expressions import col
 from emoray import manifest, storage
 from emoray.artifact import load_model
 from emoray.features import speakers
+from emoray.models import AudioInput
 from emoray.train.splits import Split
 
 
@@ -54,47 +54,52 @@ def split_datasets(ds: ray.data.Dataset, split: Split, inputs: list[str], cache:
     return out
 
 
-def _actor_sums(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    sums = speakers.clip_sums([speakers.actor_key(a) for a in batch["actor"]], batch["audio"])
-    return speakers.to_columns(sums, batch["audio"].shape[-1])
+def _actor_sums(batch: dict[str, np.ndarray], audio_in: AudioInput) -> dict[str, np.ndarray]:
+    sums = speakers.clip_sums([speakers.actor_key(a) for a in batch["actor"]], batch["audio"],
+                              audio_in.blocks)
+    return speakers.to_columns(sums, audio_in.width)
 
 
-def _normalise_rows(batch: dict[str, np.ndarray], stats: dict) -> dict[str, np.ndarray]:
+def _normalise_rows(batch: dict[str, np.ndarray], stats: dict,
+                    blocks) -> dict[str, np.ndarray]:
     keys = [speakers.actor_key(a) for a in batch["actor"]]
-    return {**batch, "audio": np.stack(speakers.normalise_clips(keys, batch["audio"], stats))}
+    return {**batch, "audio": np.stack(speakers.normalise_clips(keys, batch["audio"], stats,
+                                                                blocks))}
 
 
 def _model_input_rows(batch: dict[str, np.ndarray],
-                      model_input: Callable) -> dict[str, np.ndarray]:
-    return {**batch, "audio": np.stack([model_input(x) for x in batch["audio"]])}
+                      audio_in: AudioInput) -> dict[str, np.ndarray]:
+    return {**batch, "audio": np.stack([audio_in(x) for x in batch["audio"]])}
 
 
-def audio_rows(ds: ray.data.Dataset, model_input: Callable | None,
-               speaker_norm: bool) -> ray.data.Dataset:
-    """Rows whose audio is what the audio network takes: ``model_input`` applied to each clip
-    (``emoray.models.audio_input``; None keeps the frames), then standardised per actor."""
-    if model_input is not None:
+def audio_rows(ds: ray.data.Dataset, audio_in: AudioInput) -> ray.data.Dataset:
+    """Rows whose audio is what the audio network takes: ``audio_in`` of each clip, then
+    standardised per actor when the network takes it so."""
+    if not audio_in.identity:
         ds = ds.map_batches(_model_input_rows, batch_format="numpy",
-                            fn_kwargs={"model_input": model_input})
-    return normalise_speakers(ds) if speaker_norm else ds
+                            fn_kwargs={"audio_in": audio_in})
+    return normalise_speakers(ds, audio_in) if audio_in.speaker_norm else ds
 
 
-def normalise_speakers(ds: ray.data.Dataset) -> ray.data.Dataset:
-    """Rows with audio (and ``actor``) standardised with their actor's statistics, which one
-    distributed pass of per-block sums computes."""
-    sums = speakers.from_rows(ds.map_batches(_actor_sums, batch_format="numpy").iter_rows())
+def normalise_speakers(ds: ray.data.Dataset, audio_in: AudioInput) -> ray.data.Dataset:
+    """Rows with audio (``audio_in`` of each clip) and ``actor`` standardised with their
+    actor's statistics, which one distributed pass of per-block sums computes."""
+    sums = speakers.from_rows(ds.map_batches(_actor_sums, batch_format="numpy",
+                                             fn_kwargs={"audio_in": audio_in}).iter_rows())
     return ds.map_batches(_normalise_rows, batch_format="numpy",
-                          fn_kwargs={"stats": speakers.statistics(sums)})
+                          fn_kwargs={"stats": speakers.statistics(sums),
+                                     "blocks": audio_in.blocks})
 
 
 def branch_datasets(data: str, kind: str, split: Split, cache: bool, seed: int,
-                    speaker_norm: bool = False, model_input: Callable | None = None) -> dict:
-    """Rows that have the ``kind`` (audio or video) modality; audio as ``audio_rows`` makes it."""
+                    audio_in: AudioInput | None = None) -> dict:
+    """Rows that have the ``kind`` (audio or video) modality; audio as ``audio_rows`` makes it
+    for ``audio_in``."""
     ds = read_shards(data, ["trial_id", "label", f"has_{kind}", kind]
-                     + (["actor"] if speaker_norm else []))
+                     + (["actor"] if audio_in and audio_in.speaker_norm else []))
     ds = ds.filter(expr=col(f"has_{kind}"))
     if kind == "audio":
-        ds = audio_rows(ds, model_input, speaker_norm)
+        ds = audio_rows(ds, audio_in)
     return split_datasets(ds, split, [kind], cache, seed)
 
 
@@ -116,13 +121,13 @@ class Embedder:
 
 
 def fusion_datasets(data: str, split: Split, audio_uri: str, video_uri: str, features,
-                    use_gpu: bool, seed: int, speaker_norm: bool = False,
-                    model_input: Callable | None = None) -> dict:
-    """Embeddings of the rows that have both modalities, computed once and cached."""
+                    use_gpu: bool, seed: int, audio_in: AudioInput) -> dict:
+    """Embeddings of the rows that have both modalities, computed once and cached; the audio
+    branch takes ``audio_in``."""
     ds = read_shards(data, ["trial_id", "label", "has_audio", "has_video", "audio", "video"]
-                     + (["actor"] if speaker_norm else []))
+                     + (["actor"] if audio_in.speaker_norm else []))
     # an actor's statistics come from all their audio clips, as the audio branch's did
-    ds = audio_rows(ds.filter(expr=col("has_audio")), model_input, speaker_norm)
+    ds = audio_rows(ds.filter(expr=col("has_audio")), audio_in)
     ds = ds.filter(expr=col("has_video"))
     emb = ds.map_batches(Embedder, fn_constructor_args=(audio_uri, video_uri, features, use_gpu),
                          batch_size=32, compute=ray.data.ActorPoolStrategy(size=1),

@@ -55,7 +55,11 @@ def train_epoch(model: nn.Module, batches: Iterable[dict], inputs: list[str], lo
     """One pass over ``batches``; returns sums (loss, correct, n) and the seconds spent
     waiting for batches (``first_wait_s`` of it for the first: the pipeline's start-up)
     versus computing. ``lr_of_step(i)``, when given, sets the rate of the epoch's i-th step;
-    ``mixup`` > 0 mixes pairs of clips (see ``mix``), and accuracy counts the first label."""
+    ``mixup`` > 0 mixes pairs of clips (see ``mix``), and accuracy counts the first label.
+    A model whose training output is logits of several members [B, M, C] (``AudioEnsemble``)
+    learns from the sum of the members' losses, each on its own logits, so each member's
+    gradients are those it would have alone; loss is reported as their mean, and accuracy is
+    that of their mean probabilities."""
     model.train()
     step = 0
     loss_sum = correct = n = 0.0
@@ -78,13 +82,15 @@ def train_epoch(model: nn.Module, batches: Iterable[dict], inputs: list[str], lo
         if mixup:
             xs, lam, y2 = mix(xs, y, mixup)
         logits = model(*xs)
-        loss = (lam * loss_fn(logits, y) + (1 - lam) * loss_fn(logits, y2) if mixup
-                else loss_fn(logits, y))
+        members = logits.unbind(1) if logits.dim() == 3 else (logits,)
+        loss = sum(lam * loss_fn(m, y) + (1 - lam) * loss_fn(m, y2) if mixup else loss_fn(m, y)
+                   for m in members)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        loss_sum += loss.item() * len(y)
-        correct += (logits.argmax(1) == y).sum().item()
+        loss_sum += loss.item() / len(members) * len(y)
+        predicted = sum(torch.softmax(m.detach(), 1) for m in members).argmax(1)
+        correct += (predicted == y).sum().item()
         n += len(y)
         sync()
         compute += time.perf_counter() - t1

@@ -31,9 +31,13 @@ TITLES = {"audio": "Audio (1D CNN)", "video": "Video (3D CNN)", "fusion": "Fusio
 
 def stage_title(kind: str, stage) -> str:
     """What the report calls stage ``kind`` trained with ``stage`` (its ``StageConfig``)."""
-    if kind == "audio" and model_config("audio", stage.preset, stage.model).input == "summary":
-        return "Audio (summary MLP)"
-    return TITLES[kind]
+    if kind != "audio":
+        return TITLES[kind]
+    cfg = model_config("audio", stage.preset, stage.model)
+    names = {"frames": "1D CNN", "summary": "summary MLP"}
+    if cfg.members:
+        return f"Audio (ensemble: {' + '.join(names[m.input] for m in cfg.members)})"
+    return TITLES[kind] if cfg.input == "frames" else "Audio (summary MLP)"
 
 
 def describe_protocol(protocol) -> str:

@@ -20,7 +20,7 @@ from ray.train.torch import TorchTrainer
 from emoray import storage
 from emoray.artifact import load_model, save_model
 from emoray.features.config import FeatureConfig
-from emoray.models import FusionNet, audio_config, audio_input, speaker_normalised
+from emoray.models import FusionNet, audio_config, audio_input
 from emoray.models.config import model_config, to_dict
 from emoray.train import data as train_data
 from emoray.train.config import StageConfig, TrainConfig, WorkersConfig
@@ -117,14 +117,13 @@ def run_stage(kind: str, cfg: TrainConfig, split: Split, meta: pa.Table,
         audio, video = (load_model(branches[b])[0] for b in ("audio", "video"))
         datasets = train_data.fusion_datasets(
             cfg.data, split, branches["audio"], branches["video"], features, use_gpu, cfg.seed,
-            speaker_normalised(audio), audio_input(audio_config(audio), features.audio))
+            audio_input(audio_config(audio), features.audio))
         dims = [audio.embed_dim, video.embed_dim]
     else:
         model_cfg = model_config(kind, stage.preset, stage.model)
-        audio = model_cfg if kind == "audio" else None
         datasets = train_data.branch_datasets(
             cfg.data, kind, split, cfg.cache_data, cfg.seed,
-            audio is not None and audio.speaker_norm, audio_input(audio, features.audio))
+            audio_input(model_cfg, features.audio) if kind == "audio" else None)
         dims = None
     spec = stage_spec(kind, stage, features, _labels(meta, split.train, kind),
                       "val" in datasets, cfg.seed, threads, cfg.workers.num_workers, dims,
