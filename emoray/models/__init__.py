@@ -2,7 +2,8 @@
 video 3D CNN, and their fusion.
 
 Every model has ``inputs`` (the shard / batch columns ``forward`` takes, in order),
-``forward(*inputs) -> logits [B, 8]`` and ``embed(*inputs)`` (penultimate features).
+``forward(*inputs) -> logits [B, 8]`` (an audio ensemble in training mode: its members' logits,
+[B, members, 8]) and ``embed(*inputs)`` (penultimate features).
 """
 
 from __future__ import annotations
@@ -79,8 +80,8 @@ class AudioInput:
     @property
     def width(self) -> int:
         """Columns of its speaker statistics."""
-        blocks = self.blocks or [(0, self.part_shape(self.parts[0])[-1])]
-        return sum(w for _, w in blocks)
+        blocks = self.blocks
+        return sum(w for _, w in blocks) if blocks else self.part_shape(self.parts[0])[-1]
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if self.identity:
