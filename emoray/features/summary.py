@@ -40,7 +40,7 @@ def series_stats(v: np.ndarray) -> np.ndarray:
     q10, q50, q90 = np.percentile(v, [10, 50, 90], axis=0)
     t = np.arange(n) - (n - 1) / 2
     slope = (t[:, None] * (v - mean)).mean(0) / (t.std() if n > 1 else 1.0)
-    d = np.diff(v, axis=0) if n > 1 else np.zeros_like(v)
+    d = _change(v)
     return np.concatenate([mean, std, q10, q50, q90, slope, np.abs(d).mean(0), d.std(0)])
 
 

@@ -37,7 +37,7 @@ def stage_title(kind: str, stage) -> str:
     names = {"frames": "1D CNN", "summary": "summary MLP"}
     if cfg.members:
         return f"Audio (ensemble: {' + '.join(names[m.input] for m in cfg.members)})"
-    return TITLES[kind] if cfg.input == "frames" else "Audio (summary MLP)"
+    return f"Audio ({names[cfg.input]})"
 
 
 def describe_protocol(protocol) -> str:
