@@ -1,5 +1,6 @@
 """The audio ensemble (``AudioNetConfig.members``): joined inputs, per-part speaker
-statistics, averaged probabilities, and members that train as if alone."""
+statistics, averaged probabilities, members that train as if alone, and a member with a
+speaker head."""
 
 import numpy as np
 import pytest
@@ -36,6 +37,12 @@ def test_members_come_from_the_preset_and_must_agree_on_speaker_norm():
         model_config("audio", "default", {"members": [{}, "summary"]})
     with pytest.raises(ConfigError, match="cannot itself be an ensemble"):
         model_config("audio", "default", {"members": [{"members": [{}]}]})
+    with pytest.raises(ConfigError, match="speaker_head: set it on a member"):
+        model_config("audio", "default", {"members": MEMBERS, "speaker_head": True})
+    with pytest.raises(ConfigError, match="speaker_head: needs speaker_norm"):
+        model_config("audio", "paper", {"speaker_head": True})
+    with pytest.raises(ConfigError, match="only a CNN"):
+        model_config("audio", "default", {"members": [{}, {**MEMBERS[1], "speaker_head": True}]})
     stage = StageConfig(preset="default", model={"members": MEMBERS})
     assert stage_title("audio", stage) == "Audio (ensemble: 1D CNN + summary MLP)"
 
@@ -111,3 +118,35 @@ def test_each_member_trains_as_if_it_were_trained_alone():
         for (name, w), v in zip(m.state_dict().items(), a.state_dict().values()):
             np.testing.assert_allclose(w.float().numpy(), v.float().numpy(), atol=1e-5,
                                        err_msg=name)
+
+
+def test_a_speaker_head_member_predicts_from_its_readout_standardised_per_speaker(tmp_path):
+    """With each clip's speaker's readout statistics, the CNN member's probabilities are its
+    speaker head's over the standardised readout; its dense layers still give the embedding,
+    training leaves the head alone, and the head survives the artifact."""
+    cfg = model_config("audio", "default", {"members": [{**MEMBERS[0], "speaker_head": True},
+                                                        MEMBERS[1]]})
+    net = build_branch("audio", cfg, FEATURES)
+    cnn, mlp = net.members
+    assert net.readout_dim == cnn.readout_dim == 2 * 8 and mlp.readout_dim == 0
+    audio_in = audio_input(cfg, FEATURES.audio)
+    x = torch.from_numpy(np.stack([audio_in(c) for c in clips(8, seed=2)]))
+    head = cnn.speaker_head.weight.clone()
+    train_epoch(net, [{"audio": x, "label": torch.arange(8)}], ["audio"],
+                torch.nn.CrossEntropyLoss(), torch.optim.AdamW(net.parameters(), lr=1e-2))
+    assert torch.equal(cnn.speaker_head.weight, head)  # fitted after training, not by it
+    torch.nn.init.normal_(cnn.speaker_head.weight)
+    net.eval()
+    frames, summaries = net.parts(x)
+    with torch.no_grad():
+        readout = net.readout(x)
+        assert readout.shape == (8, 16) and torch.equal(readout, cnn.readout(frames))
+        mean, std = readout.mean(0), readout.std(0) + 1.0
+        stats = torch.stack([mean, std]).expand(8, 2, 16)
+        z = (readout - mean) / (std + 1e-5)
+        expected = (torch.softmax(cnn.speaker_head(z), 1) + torch.softmax(mlp(summaries), 1)) / 2
+        np.testing.assert_allclose(net(x, stats).exp().numpy(), expected.numpy(), atol=1e-6)
+        assert not torch.allclose(net(x, stats), net(x))  # without statistics: the dense layers
+        save_model(str(tmp_path / "h.pt"), net, FEATURES)
+        loaded, _ = load_model(str(tmp_path / "h.pt"))
+        np.testing.assert_allclose(loaded(x, stats).numpy(), net(x, stats).numpy(), atol=1e-6)

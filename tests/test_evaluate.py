@@ -2,6 +2,7 @@
 corpus, scored on a held-out synthetic actor and (when present) on real RAVDESS speech, against
 predictions computed here on the training feature path."""
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -15,13 +16,15 @@ from emoray.evaluate import cli as evaluate_cli
 from emoray.evaluate import evaluate
 from emoray.features.audio import audio_clip_features
 from emoray.features.config import preset
-from emoray.features.speakers import clip_sums, normalise_clips, speaker_key, statistics
+from emoray.features.speakers import (clip_sums, normalise, normalise_clips, speaker_key,
+                                     statistics)
 from emoray.label.config import LabelConfig
 from emoray.features.summary import clip_summary
 from emoray.models import AudioNet, AudioNetConfig, build_branch
 from emoray.ravdess import parse_name
 from emoray.synth.corpus import synthesize_corpus
 from emoray.train.metrics import confusion
+from emoray.train.speaker_head import fit_speaker_heads, readout_statistics
 from test_label_job import _fit
 
 FEATURES = preset("default")
@@ -30,8 +33,8 @@ FEATURES = preset("default")
 def fit_audio(synth_corpus, path: Path, speaker_norm: bool, ensemble: bool = False):
     """(artifact path, net): a small audio CNN fitted to the corpus's actors 1 and 2, on
     per-utterance or (``speaker_norm``) per-speaker normalised features; with ``ensemble``,
-    the speech recipe's kind of model: that CNN and an MLP over clip summaries, each fitted
-    to its own input standardised per speaker."""
+    the speech recipe's kind of model: that CNN, with a speaker head, and an MLP over clip
+    summaries, each fitted to its own input standardised per speaker."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     wavs = sorted(synth_corpus.rglob("03-*.wav"))
@@ -44,11 +47,17 @@ def fit_audio(synth_corpus, path: Path, speaker_norm: bool, ensemble: bool = Fal
     if ensemble:
         mlp = AudioNetConfig(input="summary", speaker_norm=True, hidden=(64,),
                              input_dropout=0.2, dropout=0.5)
+        cnn = dataclasses.replace(cnn, speaker_head=True)
         net = build_branch("audio", AudioNetConfig(speaker_norm=True, members=(cnn, mlp)),
                            FEATURES)
-        for member, x in zip(net.members, (frames, summaries(frames))):
-            _fit(member, [np.stack(normalise_clips(keys, x, statistics(clip_sums(keys, x))))],
-                 y, 40, 3e-3)
+        normalised = [np.stack(normalise_clips(keys, x, statistics(clip_sums(keys, x))))
+                      for x in (frames, summaries(frames))]
+        for member, x in zip(net.members, normalised):
+            _fit(member, [x], y, 40, 3e-3)
+        with torch.no_grad():
+            readouts = net.members[0].eval().readout(torch.from_numpy(normalised[0])).numpy()
+        fit_speaker_heads(net, readouts, keys, y, readout_statistics(keys, readouts), None, 0.1,
+                          0)
     else:
         x = normalise_clips(keys, frames, statistics(clip_sums(keys, frames))) if speaker_norm \
             else frames
@@ -190,7 +199,9 @@ def test_ensemble_labels_with_each_members_own_speaker_statistics(ray_local, ens
                                                                   held_out, tmp_path):
     """The speech recipe's kind of model: each file of actor 3 goes to the CNN as frames and
     to the MLP as its clip summary, each standardised with actor 3's statistics of that input
-    (side by side in ``speakers.json``); the label is the members' mean probability."""
+    (side by side in ``speakers.json``); the CNN predicts with its speaker head, over its
+    readout standardised with actor 3's readout statistics (``speaker_readouts.json``); the
+    label is the members' mean probability."""
     model, net = ensemble_model
     out = tmp_path / "eval"
     result = evaluate(LabelConfig(model=model, input=str(held_out), output=str(out)))
@@ -204,9 +215,18 @@ def test_ensemble_labels_with_each_members_own_speaker_statistics(ray_local, ens
     for i in (0, 1):  # mean, std: the frames' coefficients, then the summary's elements
         np.testing.assert_allclose(saved["actor 03"][i], stats[0][i] + stats[1][i], rtol=1e-4,
                                    atol=1e-4)
+    x = [torch.from_numpy(np.stack(normalise_clips(keys, v, {"actor 03": s})))
+         for v, s in zip(inputs, stats)]
+    cnn, mlp = net.members
     with torch.no_grad():
-        probs = sum(torch.softmax(m(torch.from_numpy(np.stack(normalise_clips(
-            keys, x, {"actor 03": s})))), 1) for m, x, s in zip(net.members, inputs, stats))
+        readouts = cnn.readout(x[0]).numpy()
+        readout_stats = readout_statistics(keys, readouts)
+        saved = json.loads((out / "speaker_readouts.json").read_text())
+        np.testing.assert_allclose(saved["actor 03"], readout_stats["actor 03"], rtol=1e-4,
+                                   atol=1e-4)
+        z = normalise(readouts, *readout_stats["actor 03"])
+        probs = (torch.softmax(cnn.speaker_head(torch.from_numpy(z)), 1)
+                 + torch.softmax(mlp(x[1]), 1))
     assert result["confusion"] == confusion([parse_name(p.name).label for p in wavs],
                                             probs.argmax(1).numpy()).tolist()
     assert result["accuracy"] > 0.3  # chance is 1/8

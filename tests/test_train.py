@@ -27,6 +27,7 @@ from emoray.preprocess.job import PreprocessConfig, run_preprocess
 from emoray.synth.corpus import synthesize_corpus
 from emoray.train import train, train_config
 from emoray.train.metrics import confusion
+from emoray.train.speaker_head import readout_statistics, stats_rows
 from emoray.train.splits import Split, read_metadata
 
 AUDIO_TWINS = (0, 1)  # neutral and calm sound the same
@@ -237,12 +238,13 @@ def test_protocol_all_trains_the_model_to_ship_on_every_actor(ray_cluster, shard
 
 def test_ensemble_members_learn_from_their_own_speaker_normalised_inputs(trained, shard_dir,
                                                                         tmp_path):
-    """The speech recipe's audio model: the CNN over frames and an MLP over each clip's
-    summary, each input standardised with its actor's statistics of it, probabilities
-    averaged. Its artifact, fed inputs computed here, reproduces the report; fusion trains on
-    its embeddings."""
-    model_cfg = {"members": [{}, {"input": "summary", "hidden": [128], "input_dropout": 0.2,
-                                  "dropout": 0.5}]}
+    """The speech recipe's audio model: the CNN over frames, with a speaker head, and an MLP
+    over each clip's summary, each input standardised with its actor's statistics of it,
+    probabilities averaged. Its artifact, fed inputs and readout statistics computed here,
+    reproduces the report; fusion trains on its embeddings."""
+    model_cfg = {"members": [{"speaker_head": True},
+                             {"input": "summary", "hidden": [128], "input_dropout": 0.2,
+                              "dropout": 0.5}]}
     metrics = train(config(shard_dir, tmp_path, "ensemble", stages=["audio"],
                            audio={**TINY["audio"], "model": model_cfg}))
     audio = metrics["stages"]["audio"]
@@ -250,7 +252,7 @@ def test_ensemble_members_learn_from_their_own_speaker_normalised_inputs(trained
     model, info = load_model(audio["splits"]["actors"]["artifact"])
     audio_in = audio_input(audio_config(model), info.features.audio)
     assert info.training["split"] == "actors" and audio_in.speaker_norm
-    assert "| Audio (ensemble: 1D CNN + summary MLP) | default |" in (
+    assert "| Audio (ensemble: 1D CNN with speaker head + summary MLP) | default |" in (
         tmp_path / "ensemble" / "report" / "summary.md").read_text()
     table = pq.read_table([u for u in manifest.shard_uris(shard_dir)])
     table = table.filter(table.column("has_audio"))
@@ -261,10 +263,14 @@ def test_ensemble_members_learn_from_their_own_speaker_normalised_inputs(trained
     test = np.isin(table.column("trial_id").to_numpy(zero_copy_only=False),
                    json.loads((tmp_path / "ensemble" / "splits.json").read_text())[0]["test"])
     y = table.column("label").to_numpy()[test]
-    frames, summaries = model.parts(torch.from_numpy(x[test]))
-    with torch.no_grad():
-        pred = model(torch.from_numpy(x[test])).argmax(1).numpy()
-        alone = [m(p).argmax(1).numpy() for m, p in zip(model.members, (frames, summaries))]
+    x = torch.from_numpy(x)
+    frames, summaries = model.parts(x[test])
+    with torch.no_grad():  # each actor's readout statistics from all their clips
+        readout_stats = torch.from_numpy(stats_rows(keys, readout_statistics(
+            keys, model.readout(x).numpy())))
+        pred = model(x[test], readout_stats[test]).argmax(1).numpy()
+        alone = [model.members[0](frames, readout_stats[test]).argmax(1).numpy(),
+                 model.members[1](summaries).argmax(1).numpy()]
     assert (pred == y).mean() == pytest.approx(audio["test"]["accuracy"]["mean"])
     for member in alone:  # each member learnt on its own input
         assert accuracy_without(confusion(y, member), AUDIO_TWINS) > AUDIO_FLOOR

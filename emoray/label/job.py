@@ -7,7 +7,8 @@ model actors (``predict``, explicit ``batch_size``, a GPU each when the cluster 
 driver, which collects the small predicted rows per part and commits each part as soon as its
 files are complete. No stage holds the archive, and a killed job resumes from its committed
 parts. A speaker-normalised audio model first gets its speakers' statistics (``speakers``: one
-more pass over the audio of the speakers still to label, kept in the output).
+more pass over the audio of the speakers still to label, kept in the output), and one with a
+speaker head its readout statistics (another).
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ from emoray.features.speakers import normalise_clips, speaker_key
 from emoray.label.config import LabelConfig
 from emoray.label.parts import Assembler, Part, plan_parts, recover
 from emoray.label.schema import ITEMS_SCHEMA, item_row, predicted_table, tensors
-from emoray.label.speakers import speaker_statistics
+from emoray.label.speakers import readout_statistics, speaker_statistics
 from emoray.label.stage import Settings, predict, prepare_file
-from emoray.models import audio_config, audio_input
+from emoray.models import audio_branch, audio_config, audio_input
 from emoray.ravdess import EMOTIONS
+from emoray.train.speaker_head import stats_rows
 from emoray.raycluster import pinned
 
 _BLOCK_BYTES = 16 << 20  # a long recording's windows leave its task in blocks of this size
@@ -61,12 +63,15 @@ def run_label(cfg: LabelConfig, files: list[storage.FileEntry] | None = None) ->
           f"{model_id} -> {cfg.output}", flush=True)
     assembler = Assembler(parts, cfg.output, info.labels, model_id, identity)
     audio_in = audio_input(audio_config(model), info.features.audio)
-    stats = speaker_statistics(
-        cfg, files, pending, lambda todo: prepare_dataset(todo, cfg, "audio", info.features),
-        audio_in) if parts and audio_in is not None and audio_in.speaker_norm else None
+    prepare = lambda todo: prepare_dataset(todo, cfg, "audio", info.features)  # noqa: E731
+    stats = speaker_statistics(cfg, files, pending, prepare, audio_in) \
+        if parts and audio_in is not None and audio_in.speaker_norm else None
+    readouts = readout_statistics(cfg, files, pending, prepare, audio_in, stats) \
+        if stats is not None and audio_branch(model).readout_dim else None
     if parts:
-        for batch in label_dataset(parts, cfg, info.kind, info.features, stats).iter_batches(
-                batch_size=None, batch_format="pyarrow"):
+        for batch in label_dataset(parts, cfg, info.kind, info.features, stats,
+                                   readouts).iter_batches(batch_size=None,
+                                                          batch_format="pyarrow"):
             assembler.add(batch.to_pylist())
     if assembler.pending:
         raise RuntimeError(f"parts left incomplete: {sorted(assembler.pending)[:5]}")
@@ -103,9 +108,10 @@ def prepare_dataset(parts: list[Part], cfg: LabelConfig, kind: str,
 
 
 def label_dataset(parts: list[Part], cfg: LabelConfig, kind: str, features: FeatureConfig,
-                  speakers: dict | None = None) -> ray.data.Dataset:
+                  speakers: dict | None = None, readouts: dict | None = None) -> ray.data.Dataset:
     """files -> item rows (CPU tasks) -> predicted rows (model actors); ``speakers``: the
-    statistics a speaker-normalised model's audio is standardised with.
+    statistics a speaker-normalised model's audio is standardised with, ``readouts`` those of
+    its speaker heads' readouts.
 
     ``flat_map`` (rows out of a file, any number) is never fused into the ``batch_size``
     model stage, so decoding scales over the CPUs while the actor pool stays small.
@@ -124,7 +130,8 @@ def label_dataset(parts: list[Part], cfg: LabelConfig, kind: str, features: Feat
                           **pinned(cfg.model_resource),
                           fn_constructor_kwargs={"model_uri": cfg.model, "use_gpu": use_gpu,
                                                  "threads": max(1, int(model_cpus)),
-                                                 "speakers": speakers})
+                                                 "speakers": speakers,
+                                                 "readouts": readouts})
 
 
 def prepare_rows(file: dict, kind: str, features: dict, settings: dict,
@@ -139,10 +146,11 @@ def prepare_rows(file: dict, kind: str, features: dict, settings: dict,
 class Predictor:
     """Ray actor: the model, loaded once; item rows in, tensors out, probabilities in."""
 
-    def __init__(self, model_uri: str, use_gpu: bool, threads: int, speakers: dict | None):
+    def __init__(self, model_uri: str, use_gpu: bool, threads: int, speakers: dict | None,
+                 readouts: dict | None = None):
         torch.set_num_threads(threads)
         self.model, self.info = load_model(model_uri, device="cuda" if use_gpu else "cpu")
-        self.speakers = speakers
+        self.speakers, self.readouts = speakers, readouts
         self.audio_in = audio_input(audio_config(self.model), self.info.features.audio)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -151,9 +159,11 @@ class Predictor:
         audio = tensors(batch, "audio", f.audio.shape, np.float32)
         if self.audio_in is not None and not self.audio_in.identity:
             audio = [x if x is None else self.audio_in(x) for x in audio]
+        keys = [speaker_key(u) for u in batch.column("uri").to_pylist()]
         if self.speakers is not None:
-            audio = normalise_clips(map(speaker_key, batch.column("uri").to_pylist()), audio,
-                                    self.speakers, self.audio_in.blocks)
+            audio = normalise_clips(keys, audio, self.speakers, self.audio_in.blocks)
+        readout_stats = None if self.readouts is None else \
+            [None if x is None else stats_rows([k], self.readouts)[0] for k, x in zip(keys, audio)]
         probs = predict(self.model, self.info.kind, batch.column("modality").to_pylist(),
-                        audio, tensors(batch, "video", f.video.shape, np.uint8))
+                        audio, tensors(batch, "video", f.video.shape, np.uint8), readout_stats)
         return predicted_table(batch, probs)

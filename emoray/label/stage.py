@@ -123,11 +123,13 @@ def _item(model_kind: str, info: Probe, feats, wave, crops, face, settings: Sett
 
 
 def predict(model: torch.nn.Module, model_kind: str, modality: list[str | None],
-            audio: list[np.ndarray | None], video: list[np.ndarray | None]) -> np.ndarray:
+            audio: list[np.ndarray | None], video: list[np.ndarray | None],
+            readout_stats: list[np.ndarray | None] | None = None) -> np.ndarray:
     """Class probabilities [n, 8] (float32) of each row with a modality, NaN for the others.
 
     ``model`` is an artifact's model of ``model_kind``; a fusion model labels audio-only and
-    video-only rows with its own branches.
+    video-only rows with its own branches. ``readout_stats``: each audio row's speaker's
+    readout statistics [2, D], for an audio network with a speaker head.
     """
     out = np.full((len(modality), 8), np.nan, dtype=np.float32)
     device = next(model.parameters()).device
@@ -142,6 +144,9 @@ def predict(model: torch.nn.Module, model_kind: str, modality: list[str | None],
                 inputs.append(torch.from_numpy(np.stack([audio[i] for i in idx])).to(device))
             if m != "audio":
                 inputs.append(torch.from_numpy(np.stack([video[i] for i in idx])).to(device))
+            if m == "audio" and readout_stats is not None:
+                stats = np.stack([readout_stats[i] for i in idx])
+                inputs.append(torch.from_numpy(stats).to(device))
             out[idx] = torch.softmax(net(*inputs).float(), dim=1).cpu().numpy()
     return out
 

@@ -22,7 +22,7 @@ from emoray.models.video import VideoNet
 
 __all__ = ["AudioEnsemble", "AudioInput", "AudioNet", "AudioNetConfig", "FusionHead", "FusionNet",
            "FusionNetConfig", "PRESETS", "SummaryNet", "VideoNet", "VideoNetConfig",
-           "audio_config", "audio_input", "build_branch", "model_config"]
+           "audio_branch", "audio_config", "audio_input", "build_branch", "model_config"]
 
 
 def build_branch(kind: str, cfg, features: FeatureConfig):
@@ -40,10 +40,16 @@ def build_branch(kind: str, cfg, features: FeatureConfig):
     raise ValueError(f"unknown branch {kind!r}: expected 'audio' or 'video'")
 
 
-def audio_config(model) -> AudioNetConfig | None:
-    """The config of ``model``'s audio network (a fusion model's audio branch), if it has one."""
+def audio_branch(model):
+    """``model``'s audio network (a fusion model's audio branch), or None."""
     audio = model.audio if isinstance(model, FusionNet) else model
-    return audio.cfg if isinstance(audio, (AudioNet, SummaryNet, AudioEnsemble)) else None
+    return audio if isinstance(audio, (AudioNet, SummaryNet, AudioEnsemble)) else None
+
+
+def audio_config(model) -> AudioNetConfig | None:
+    """The config of ``model``'s audio network, if it has one."""
+    audio = audio_branch(model)
+    return None if audio is None else audio.cfg
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,8 @@ def normalise(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 class AudioNet(nn.Module):
     """``forward(audio [B, T, F] float32) -> logits [B, 8]``; ``embed`` gives the last hidden
-    layer (the fusion input)."""
+    layer (the fusion input). With ``speaker_head`` its predictions, once the head is fitted,
+    are ``forward(audio, readout_stats)``."""
 
     inputs = ("audio",)
 
@@ -78,12 +79,20 @@ class AudioNet(nn.Module):
             width += cfg.functionals[-1]
         self.hidden = mlp(width, cfg.hidden, cfg.dropout)
         self.out = nn.Linear(cfg.hidden[-1], n_classes)
+        self.readout_dim = width if cfg.speaker_head else 0
+        if cfg.speaker_head:  # fitted after training (emoray.train.speaker_head), not by it
+            self.speaker_head = nn.Linear(width, n_classes).requires_grad_(False)
 
     @property
     def embed_dim(self) -> int:
         return self.cfg.hidden[-1]
 
     def embed(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.hidden(self.readout(audio))
+
+    def readout(self, audio: torch.Tensor) -> torch.Tensor:
+        """What enters the dense layers [B, width]: the pooled (or flattened) conv features,
+        joined by the functionals' MLP when there is one."""
         cfg = self.cfg
         x = audio.float()
         mask = content_mask(x) if cfg.skip_padding else torch.ones_like(x[..., 0], dtype=bool)
@@ -100,10 +109,22 @@ class AudioNet(nn.Module):
             h = torch.cat([h.mean(-1), h.amax(-1) if cfg.readout == "stats" else h.std(-1)], 1)
         if cfg.functionals:
             h = torch.cat([h, self.stats(utterance_functionals(raw, mask))], 1)
-        return self.hidden(h)
+        return h
 
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        return self.out(self.embed(audio))
+    def forward(self, audio: torch.Tensor,
+                readout_stats: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits; with ``readout_stats`` [B, 2, readout_dim] (each clip's speaker's readout
+        mean and std) those of the speaker head."""
+        if readout_stats is None or not self.readout_dim:
+            return self.out(self.embed(audio))
+        return self.speaker_head(standardise(self.readout(audio), readout_stats))
+
+
+def standardise(z: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
+    """``z`` [B, D] standardised with per-row ``stats`` [B, 2, D] (mean, std), as
+    ``emoray.features.speakers.normalise`` does."""
+    stats = stats.to(z)
+    return (z - stats[:, 0]) / (stats[:, 1] + 1e-5)
 
 
 class SummaryNet(nn.Module):
@@ -131,7 +152,9 @@ class SummaryNet(nn.Module):
     def embed(self, audio: torch.Tensor) -> torch.Tensor:
         return self.hidden(audio.float())
 
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+    readout_dim = 0  # no speaker head
+
+    def forward(self, audio: torch.Tensor, readout_stats=None) -> torch.Tensor:
         return self.out(self.embed(audio))
 
 
@@ -165,8 +188,24 @@ class AudioEnsemble(nn.Module):
     def embed(self, audio: torch.Tensor) -> torch.Tensor:
         return torch.cat([m.embed(x) for m, x in zip(self.members, self.parts(audio))], 1)
 
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        logits = torch.stack([m(x) for m, x in zip(self.members, self.parts(audio))], 1)
+    @property
+    def readout_dim(self) -> int:
+        """Width of the members' speaker-head readouts, joined in member order."""
+        return sum(m.readout_dim for m in self.members)
+
+    def readout(self, audio: torch.Tensor) -> torch.Tensor:
+        return torch.cat([m.readout(x) for m, x in zip(self.members, self.parts(audio))
+                          if m.readout_dim], 1)
+
+    def forward(self, audio: torch.Tensor,
+                readout_stats: torch.Tensor | None = None) -> torch.Tensor:
+        stats = [None] * len(self.members)
+        if readout_stats is not None:
+            dims = [m.readout_dim for m in self.members]
+            cuts = torch.split(readout_stats, dims, dim=2)
+            stats = [c if d else None for c, d in zip(cuts, dims)]
+        logits = torch.stack([m(x, s) for m, x, s in
+                              zip(self.members, self.parts(audio), stats)], 1)
         if self.training:
             return logits
         return torch.log(torch.softmax(logits.float(), -1).mean(1))

@@ -23,7 +23,12 @@ class AudioNetConfig:
 
     With ``members`` the network is an ensemble (``AudioEnsemble``) of those networks, each
     trained on its own loss, that averages their probabilities; its other fields are unused
-    but ``speaker_norm``, which must be every member's."""
+    but ``speaker_norm``, which must be every member's.
+
+    With ``speaker_head`` (a CNN, alone or as a member) the network, once trained, predicts
+    with a linear head over its readout (what enters the dense layers) standardised with its
+    speaker's readout statistics, fitted on the training clips after the network
+    (``emoray.train.speaker_head``); the dense layers still give ``embed``."""
 
     input: Literal["frames", "summary"] = "frames"
     channels: tuple[int, ...] = (64, 128, 256)
@@ -50,8 +55,16 @@ class AudioNetConfig:
     #     the raw input (per coefficient: mean, std, 10/50/90% quantiles, mean and std of the
     #     frame-to-frame change), its output joined to the CNN's; () leaves it out
     members: tuple[AudioNetConfig, ...] = ()  # an ensemble of these networks
+    speaker_head: bool = False  # predict from the readout standardised per speaker
 
     def validate(self) -> None:
+        if self.speaker_head and self.members:
+            raise ConfigError("speaker_head: set it on a member, not on the ensemble")
+        if self.speaker_head and self.input != "frames":
+            raise ConfigError("speaker_head: only a CNN (input: frames) has a readout")
+        if self.speaker_head and not self.speaker_norm:
+            raise ConfigError("speaker_head: needs speaker_norm (the speakers' statistics of "
+                              "the input come first)")
         if any(m.members for m in self.members):
             raise ConfigError("members: a member cannot itself be an ensemble")
         if any(m.speaker_norm != self.speaker_norm for m in self.members):

@@ -6,6 +6,8 @@ Audio rows become what the audio network takes (``audio_rows``, ``emoray.models.
 a summary model gets each clip's summary in place of its frames, an ensemble its members'
 inputs joined, and a model with ``speaker_norm`` its rows standardised per actor
 (``normalise_speakers``: each actor's statistics from their own clips, labels unused).
+A model with a speaker head gets two more passes once trained (``speaker_head_rows``): its
+readouts of every clip, then its predictions with the fitted head.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from emoray import manifest, storage
 from emoray.artifact import load_model
 from emoray.features import speakers
 from emoray.models import AudioInput
+from emoray.train.speaker_head import stats_rows
 from emoray.train.splits import Split
 
 
@@ -133,3 +136,37 @@ def fusion_datasets(data: str, split: Split, audio_uri: str, video_uri: str, fea
                          batch_size=32, compute=ray.data.ActorPoolStrategy(size=1),
                          num_cpus=1, num_gpus=1 if use_gpu else 0).materialize()
     return split_datasets(emb, split, ["audio_emb", "video_emb"], True, seed)
+
+
+class SpeakerHeadUDF:
+    """Ray Data UDF: a trained audio model's readouts of audio rows (``model.readout``), or,
+    given ``stats`` (actor -> readout mean and std), its predictions with its speaker head."""
+
+    def __init__(self, model, use_gpu: bool, stats: dict | None = None):
+        self.device = torch.device("cuda" if use_gpu else "cpu")
+        self.model = model.to(self.device).eval()
+        self.stats = stats
+
+    @torch.no_grad()
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        audio = torch.from_numpy(np.array(batch["audio"], np.float32)).to(self.device)
+        out = {"trial_id": batch["trial_id"], "actor": batch["actor"], "label": batch["label"]}
+        if self.stats is None:
+            return {**out, "readout": self.model.readout(audio).cpu().numpy()}
+        keys = [speakers.actor_key(a) for a in batch["actor"]]
+        stats = torch.as_tensor(stats_rows(keys, self.stats)).to(self.device)
+        return {**out, "y_pred": self.model(audio, stats).argmax(1).cpu().numpy()}
+
+
+def speaker_head_rows(data: str, audio_in: AudioInput, model, use_gpu: bool,
+                      stats: dict | None = None, trials=None) -> ray.data.Dataset:
+    """Every audio row (or those of ``trials``) as ``SpeakerHeadUDF`` gives it: trial_id,
+    actor, label and ``readout``, or with ``stats`` ``y_pred``."""
+    ds = read_shards(data, ["trial_id", "label", "actor", "has_audio", "audio"])
+    ds = audio_rows(ds.filter(expr=col("has_audio")), audio_in)
+    if trials is not None:
+        ds = ds.filter(expr=col("trial_id").is_in(list(trials)))
+    return ds.map_batches(SpeakerHeadUDF, fn_constructor_args=(model, use_gpu, stats),
+                          batch_size=64, batch_format="numpy",
+                          compute=ray.data.ActorPoolStrategy(size=1),
+                          num_cpus=1, num_gpus=1 if use_gpu else 0)

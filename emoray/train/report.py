@@ -34,10 +34,12 @@ def stage_title(kind: str, stage) -> str:
     if kind != "audio":
         return TITLES[kind]
     cfg = model_config("audio", stage.preset, stage.model)
-    names = {"frames": "1D CNN", "summary": "summary MLP"}
+    def name(c) -> str:
+        return ("1D CNN" + (" with speaker head" if c.speaker_head else "")
+                if c.input == "frames" else "summary MLP")
     if cfg.members:
-        return f"Audio (ensemble: {' + '.join(names[m.input] for m in cfg.members)})"
-    return f"Audio ({names[cfg.input]})"
+        return f"Audio (ensemble: {' + '.join(map(name, cfg.members))})"
+    return f"Audio ({name(cfg)})"
 
 
 def describe_protocol(protocol) -> str:

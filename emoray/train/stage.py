@@ -20,9 +20,11 @@ from ray.train.torch import TorchTrainer
 from emoray import storage
 from emoray.artifact import load_model, save_model
 from emoray.features.config import FeatureConfig
+from emoray.features.speakers import actor_key
 from emoray.models import FusionNet, audio_config, audio_input
 from emoray.models.config import model_config, to_dict
 from emoray.train import data as train_data
+from emoray.train import speaker_head
 from emoray.train.config import StageConfig, TrainConfig, WorkersConfig
 from emoray.train.loop import STATE_FILE, build_trainable, train_loop
 from emoray.train.splits import Split
@@ -142,8 +144,10 @@ def run_stage(kind: str, cfg: TrainConfig, split: Split, meta: pa.Table,
         state = torch.load(os.path.join(d, STATE_FILE), map_location="cpu", weights_only=True)
 
     model = _deployable(kind, spec, state["final_model"], branches)
-    artifact = storage.join(run_uri, "models", split.name, f"{kind}.pt")
     test = state["test"]  # None for a split with no test trials (protocol kind all)
+    if kind == "audio" and model.readout_dim:
+        test = fit_speaker_head(model, cfg.data, split, spec, features, use_gpu, test)
+    artifact = storage.join(run_uri, "models", split.name, f"{kind}.pt")
     y_true, y_pred = (np.asarray(test[k]) if test else np.zeros(0) for k in ("y_true", "y_pred"))
     summary = {"run": cfg.name, "split": split.name, "protocol": dataclasses.asdict(cfg.protocol),
                "preset": stage.preset, "epochs_run": state["epoch"],
@@ -155,6 +159,29 @@ def run_stage(kind: str, cfg: TrainConfig, split: Split, meta: pa.Table,
             "best_epoch": summary["best_epoch"], "epochs_run": state["epoch"], "test": test,
             "workers": cfg.workers.num_workers, "use_gpu": use_gpu,
             "cpus_per_worker": scaling_config.resources_per_worker["CPU"]}
+
+
+def fit_speaker_head(model, data: str, split: Split, spec: dict, features: FeatureConfig,
+                     use_gpu: bool, test: dict | None) -> dict | None:
+    """Fit ``model``'s speaker heads (``emoray.train.speaker_head``) on the split's training
+    rows, with every actor's readout statistics from all their clips; returns the test
+    predictions (as ``train_loop`` gives them) of the model with its heads."""
+    audio_in = audio_input(model.cfg, features.audio)
+    rows = train_data.speaker_head_rows(data, audio_in, model, use_gpu).to_pandas()
+    keys = [actor_key(a) for a in rows["actor"]]
+    readouts = np.stack(rows["readout"].to_numpy())
+    stats = speaker_head.readout_statistics(keys, readouts)
+    train = rows["trial_id"].isin(list(split.train)).to_numpy()
+    speaker_head.fit_speaker_heads(
+        model, readouts[train], [k for k, t in zip(keys, train) if t],
+        rows["label"].to_numpy()[train], stats, spec["class_weights"], spec["label_smoothing"],
+        spec["seed"])
+    if test is None:
+        return None
+    pred = train_data.speaker_head_rows(data, audio_in, model, use_gpu, stats,
+                                        split.test).to_pandas()
+    return {"y_true": pred["label"].tolist(), "y_pred": pred["y_pred"].tolist(),
+            "trial_id": [str(t) for t in pred["trial_id"]]}
 
 
 def _deployable(kind: str, spec: dict, weights: dict, branches: dict[str, str]):
