@@ -5,9 +5,9 @@ import numpy as np
 import torch
 
 from emoray.features.config import AudioFeatureConfig, FeatureConfig
-from emoray.features.speakers import normalise
+from emoray.features.speakers import normalise, stats_rows
 from emoray.models import build_branch, model_config
-from emoray.train.speaker_head import fit_linear, fit_speaker_heads, readout_statistics, stats_rows
+from emoray.train.speaker_head import fit_linear, fit_speaker_heads, readout_statistics
 
 FEATURES = FeatureConfig(audio=AudioFeatureConfig(frames=50, n_mels=16))
 

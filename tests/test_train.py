@@ -21,13 +21,14 @@ import torch
 
 from emoray import manifest, storage
 from emoray.artifact import load_model
-from emoray.features.speakers import actor_key, clip_sums, normalise_clips, statistics
+from emoray.features.speakers import (actor_key, clip_sums, normalise_clips, statistics,
+                                     stats_rows)
 from emoray.models import audio_config, audio_input
 from emoray.preprocess.job import PreprocessConfig, run_preprocess
 from emoray.synth.corpus import synthesize_corpus
 from emoray.train import train, train_config
 from emoray.train.metrics import confusion
-from emoray.train.speaker_head import readout_statistics, stats_rows
+from emoray.train.speaker_head import readout_statistics
 from emoray.train.splits import Split, read_metadata
 
 AUDIO_TWINS = (0, 1)  # neutral and calm sound the same

@@ -107,6 +107,12 @@ def normalise(x: np.ndarray, mean, std, blocks: Blocks = None) -> np.ndarray:
     return ((x - mean) / (std + 1e-5)).astype(np.float32)
 
 
+def stats_rows(keys, stats) -> np.ndarray:
+    """Each key's speaker's ``stats`` (``statistics`` output) as rows [N, 2, F] (mean, std),
+    float32: the form a speaker head's ``readout_stats`` take."""
+    return np.asarray([stats[k] for k in keys], np.float32).reshape(len(keys), 2, -1)
+
+
 def normalise_clips(keys, features, stats, blocks: Blocks = None) -> list:
     """Each clip of ``features`` (None passes through) standardised with its speaker's
     ``stats`` (``statistics`` output) by ``keys``."""

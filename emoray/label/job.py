@@ -27,7 +27,7 @@ import torch
 from emoray import storage
 from emoray.artifact import load_model
 from emoray.features.config import FeatureConfig
-from emoray.features.speakers import normalise_clips, speaker_key
+from emoray.features.speakers import normalise_clips, speaker_key, stats_rows
 from emoray.label.config import LabelConfig
 from emoray.label.parts import Assembler, Part, plan_parts, recover
 from emoray.label.schema import ITEMS_SCHEMA, item_row, predicted_table, tensors
@@ -35,7 +35,6 @@ from emoray.label.speakers import readout_statistics, speaker_statistics
 from emoray.label.stage import Settings, predict, prepare_file
 from emoray.models import audio_branch, audio_config, audio_input
 from emoray.ravdess import EMOTIONS
-from emoray.train.speaker_head import stats_rows
 from emoray.raycluster import pinned
 
 _BLOCK_BYTES = 16 << 20  # a long recording's windows leave its task in blocks of this size

@@ -17,15 +17,14 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 import ray.data
+import torch
 
 from emoray import storage
+from emoray.artifact import load_model
 from emoray.features import speakers
 from emoray.label.config import LabelConfig
 from emoray.label.parts import Part, plan_parts
 from emoray.label.schema import tensors
-import torch
-
-from emoray.artifact import load_model
 from emoray.models import AudioInput, audio_branch
 
 SPEAKERS_FILE = "speakers.json"

@@ -21,7 +21,6 @@ from emoray import manifest, storage
 from emoray.artifact import load_model
 from emoray.features import speakers
 from emoray.models import AudioInput
-from emoray.train.speaker_head import stats_rows
 from emoray.train.splits import Split
 
 
@@ -154,7 +153,7 @@ class SpeakerHeadUDF:
         if self.stats is None:
             return {**out, "readout": self.model.readout(audio).cpu().numpy()}
         keys = [speakers.actor_key(a) for a in batch["actor"]]
-        stats = torch.as_tensor(stats_rows(keys, self.stats)).to(self.device)
+        stats = torch.as_tensor(speakers.stats_rows(keys, self.stats)).to(self.device)
         return {**out, "y_pred": self.model(audio, stats).argmax(1).cpu().numpy()}
 
 

@@ -34,6 +34,7 @@ def stage_title(kind: str, stage) -> str:
     if kind != "audio":
         return TITLES[kind]
     cfg = model_config("audio", stage.preset, stage.model)
+
     def name(c) -> str:
         return ("1D CNN" + (" with speaker head" if c.speaker_head else "")
                 if c.input == "frames" else "summary MLP")

@@ -37,18 +37,13 @@ def readout_statistics(keys, readouts) -> dict[str, tuple[list[float], list[floa
     return speakers.statistics(speakers.clip_sums(keys, readouts))
 
 
-def stats_rows(keys, stats) -> np.ndarray:
-    """Each clip's speaker's readout statistics [N, 2, D], as ``forward`` takes them."""
-    return np.asarray([stats[k] for k in keys], np.float32).reshape(len(keys), 2, -1)
-
-
 def fit_speaker_heads(model: nn.Module, readouts: np.ndarray, keys, labels, stats: dict,
                       class_weights: list[float] | None, label_smoothing: float,
                       seed: int) -> None:
     """Fit the speaker head of each network of ``model`` in place, on training clips'
     ``readouts`` [N, D] (``model.readout``: the heads' columns joined), labels, and their
     speakers' ``keys`` into ``stats`` (``readout_statistics`` of all the speakers' clips)."""
-    rows = stats_rows(keys, stats)
+    rows = speakers.stats_rows(keys, stats)
     z = speakers.normalise(readouts, rows[:, 0], rows[:, 1])
     start = 0
     for net in head_members(model):

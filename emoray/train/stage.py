@@ -146,7 +146,7 @@ def run_stage(kind: str, cfg: TrainConfig, split: Split, meta: pa.Table,
     model = _deployable(kind, spec, state["final_model"], branches)
     test = state["test"]  # None for a split with no test trials (protocol kind all)
     if kind == "audio" and model.readout_dim:
-        test = fit_speaker_head(model, cfg.data, split, spec, features, use_gpu, test)
+        test = fit_speaker_head(model, cfg.data, split, spec, features, use_gpu)
     artifact = storage.join(run_uri, "models", split.name, f"{kind}.pt")
     y_true, y_pred = (np.asarray(test[k]) if test else np.zeros(0) for k in ("y_true", "y_pred"))
     summary = {"run": cfg.name, "split": split.name, "protocol": dataclasses.asdict(cfg.protocol),
@@ -162,10 +162,11 @@ def run_stage(kind: str, cfg: TrainConfig, split: Split, meta: pa.Table,
 
 
 def fit_speaker_head(model, data: str, split: Split, spec: dict, features: FeatureConfig,
-                     use_gpu: bool, test: dict | None) -> dict | None:
+                     use_gpu: bool) -> dict | None:
     """Fit ``model``'s speaker heads (``emoray.train.speaker_head``) on the split's training
     rows, with every actor's readout statistics from all their clips; returns the test
-    predictions (as ``train_loop`` gives them) of the model with its heads."""
+    predictions (as ``train_loop`` gives them) of the model with its heads, None without
+    test trials."""
     audio_in = audio_input(model.cfg, features.audio)
     rows = train_data.speaker_head_rows(data, audio_in, model, use_gpu).to_pandas()
     keys = [actor_key(a) for a in rows["actor"]]
@@ -176,7 +177,7 @@ def fit_speaker_head(model, data: str, split: Split, spec: dict, features: Featu
         model, readouts[train], [k for k, t in zip(keys, train) if t],
         rows["label"].to_numpy()[train], stats, spec["class_weights"], spec["label_smoothing"],
         spec["seed"])
-    if test is None:
+    if not spec["has_test"]:
         return None
     pred = train_data.speaker_head_rows(data, audio_in, model, use_gpu, stats,
                                         split.test).to_pandas()
