@@ -27,7 +27,7 @@ import torch
 from emoray import storage
 from emoray.artifact import load_model
 from emoray.features.config import FeatureConfig
-from emoray.features.speakers import normalise_clips, speaker_key, stats_rows
+from emoray.features.speakers import normalise_clips, speaker_key
 from emoray.label.config import LabelConfig
 from emoray.label.parts import Assembler, Part, plan_parts, recover
 from emoray.label.schema import ITEMS_SCHEMA, item_row, predicted_table, tensors
@@ -149,7 +149,9 @@ class Predictor:
                  readouts: dict | None = None):
         torch.set_num_threads(threads)
         self.model, self.info = load_model(model_uri, device="cuda" if use_gpu else "cpu")
-        self.speakers, self.readouts = speakers, readouts
+        self.speakers = speakers
+        self.readouts = None if readouts is None else {  # speaker -> [2, D], once, not per row
+            k: np.asarray(v, np.float32) for k, v in readouts.items()}
         self.audio_in = audio_input(audio_config(self.model), self.info.features.audio)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -162,7 +164,7 @@ class Predictor:
         if self.speakers is not None:
             audio = normalise_clips(keys, audio, self.speakers, self.audio_in.blocks)
         readout_stats = None if self.readouts is None else \
-            [None if x is None else stats_rows([k], self.readouts)[0] for k, x in zip(keys, audio)]
+            [None if x is None else self.readouts[k] for k, x in zip(keys, audio)]
         probs = predict(self.model, self.info.kind, batch.column("modality").to_pylist(),
                         audio, tensors(batch, "video", f.video.shape, np.uint8), readout_stats)
         return predicted_table(batch, probs)
