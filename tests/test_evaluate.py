@@ -17,7 +17,7 @@ from emoray.evaluate import evaluate
 from emoray.features.audio import audio_clip_features
 from emoray.features.config import preset
 from emoray.features.speakers import (clip_sums, normalise, normalise_clips, speaker_key,
-                                     statistics)
+                                      statistics, stats_rows)
 from emoray.label.config import LabelConfig
 from emoray.features.summary import clip_summary
 from emoray.models import AudioNet, AudioNetConfig, build_branch
@@ -56,8 +56,8 @@ def fit_audio(synth_corpus, path: Path, speaker_norm: bool, ensemble: bool = Fal
             _fit(member, [x], y, 40, 3e-3)
         with torch.no_grad():
             readouts = net.members[0].eval().readout(torch.from_numpy(normalised[0])).numpy()
-        fit_speaker_heads(net, readouts, keys, y, readout_statistics(keys, readouts), None, 0.1,
-                          0)
+        fit_speaker_heads(net, readouts, stats_rows(keys, readout_statistics(keys, readouts)), y,
+                          None, 0.1, 0)
     else:
         x = normalise_clips(keys, frames, statistics(clip_sums(keys, frames))) if speaker_norm \
             else frames

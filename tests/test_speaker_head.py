@@ -35,8 +35,8 @@ def test_head_learns_what_standardising_each_speaker_reveals():
     z, keys, y = readouts(8, 12, net.readout_dim)
     stats = readout_statistics(keys, z)
     train = np.array([k not in ("s6", "s7") for k in keys])
-    fit_speaker_heads(net, z[train], [k for k, t in zip(keys, train) if t], y[train], stats,
-                      None, 0.1, seed=0)
+    fit_speaker_heads(net, z[train], stats_rows([k for k, t in zip(keys, train) if t], stats),
+                      y[train], None, 0.1, seed=0)
     test_keys = [k for k, t in zip(keys, train) if not t]
     with torch.no_grad():
         rows = stats_rows(test_keys, stats)

@@ -9,8 +9,16 @@ normalised: frames for the CNN, each clip's summary vector (one row) for the sum
 an ensemble's joined input has a part for each member (``blocks``), each with its own
 statistics, side by side.
 
-Statistics are kept as mergeable sums (``SpeakerSums``: frames, sum, sum of squares, float64)
-so that Ray tasks can compute them over parts of a corpus and the driver can add them up.
+Statistics are kept as mergeable sums (``SpeakerSums``: clips, frames, sum, sum of squares,
+float64) so that Ray tasks can compute them over parts of a corpus and the driver can add them up.
+
+A speaker heard a few times has noisy statistics, and one heard once degenerate ones (a clip
+summary's standard deviation over one clip is zero). ``statistics`` with a ``population`` (the
+training speakers' statistics, which the model carries) and a ``prior`` of k clips blends
+them: a speaker of n clips gets weight n / (n + k), the population the rest, so one recording
+alone is standardised mostly with the population's statistics and a speaker of many with
+their own. Training draws each clip's statistics from a random subset of its speaker's clips
+(``draw_subsets``), so the network learns from the statistics it will see.
 """
 
 from __future__ import annotations
@@ -35,8 +43,30 @@ def speaker_key(uri: str) -> str:
         return posixpath.dirname(uri) or "."
 
 
+SPEAKER_MODES = ("auto", "folder", "none")
+"""How an archive says who speaks (besides a table of ``uri,speaker``): ``auto`` the RAVDESS
+actor of the name, else the folder; ``folder`` the folder; ``none`` every file alone."""
+
+
+def grouping(mode: str, table: dict[str, str] | None = None):
+    """``uri -> speaker`` for a ``SPEAKER_MODES`` mode, or for ``table`` (uri -> speaker;
+    files it does not list are alone)."""
+    if table is not None:
+        return lambda uri: table.get(uri, uri)
+    if mode == "auto":
+        return speaker_key
+    if mode == "folder":
+        return lambda uri: posixpath.dirname(uri) or "."
+    if mode == "none":
+        return lambda uri: uri
+    raise ValueError(f"speakers: expected one of {SPEAKER_MODES} or a table, got {mode!r}")
+
+
 SpeakerSums = dict[str, np.ndarray]
-"""speaker -> float64 [3, F]: frames, sum and sum of squares of each coefficient."""
+"""speaker -> float64 [4, F]: clips, frames, sum and sum of squares of each coefficient."""
+
+Stats = dict[str, tuple[list[float], list[float]]]
+"""speaker -> (mean, std) per coefficient, plain lists (JSON- and Ray-friendly)."""
 
 
 Blocks = tuple[tuple[int, int], ...] | None
@@ -64,7 +94,15 @@ def clip_sums(keys, features, blocks: Blocks = None) -> SpeakerSums:
 
 
 def _sums(x: np.ndarray) -> np.ndarray:
-    return np.stack([np.full(x.shape[1], len(x), np.float64), x.sum(0), (x * x).sum(0)])
+    return np.stack([np.ones(x.shape[1]), np.full(x.shape[1], len(x), np.float64), x.sum(0),
+                     (x * x).sum(0)])
+
+
+def each_clip_sums(features, blocks: Blocks = None) -> np.ndarray:
+    """Every clip's own sums [N, 4, F] (the rows ``clip_sums`` adds up per speaker)."""
+    return np.stack([np.concatenate([_sums(np.asarray(x, np.float64))
+                                     for x in split_blocks(clip, blocks)], axis=1)
+                     for clip in features])
 
 
 def merge(*parts: SpeakerSums) -> SpeakerSums:
@@ -76,9 +114,9 @@ def merge(*parts: SpeakerSums) -> SpeakerSums:
 
 
 def to_columns(sums: SpeakerSums, n_coeffs: int) -> dict[str, np.ndarray]:
-    """``sums`` as a Ray Data batch: ``speaker`` and ``sums`` [speakers, 3, n_coeffs]."""
+    """``sums`` as a Ray Data batch: ``speaker`` and ``sums`` [speakers, 4, n_coeffs]."""
     return {"speaker": np.array(list(sums), object),
-            "sums": np.stack(list(sums.values())) if sums else np.zeros((0, 3, n_coeffs))}
+            "sums": np.stack(list(sums.values())) if sums else np.zeros((0, 4, n_coeffs))}
 
 
 def from_rows(rows) -> SpeakerSums:
@@ -86,14 +124,60 @@ def from_rows(rows) -> SpeakerSums:
     return merge(*({r["speaker"]: r["sums"]} for r in rows))
 
 
-def statistics(sums: SpeakerSums) -> dict[str, tuple[list[float], list[float]]]:
-    """speaker -> (mean, std) per coefficient, plain lists (JSON- and Ray-friendly)."""
-    out = {}
-    for key, (n, s, ss) in sums.items():
-        mean = s / n
-        std = np.sqrt(np.maximum(ss / n - mean * mean, 0.0))
-        out[key] = (mean.tolist(), std.tolist())
+def clips(sums: SpeakerSums) -> dict[str, int]:
+    """speaker -> how many clips their sums hold."""
+    return {key: int(round(s[0, 0])) if s.shape[1] else 0 for key, s in sums.items()}
+
+
+def statistics(sums: SpeakerSums, population=None, prior: float = 0.0) -> Stats:
+    """speaker -> (mean, std) per coefficient; with a ``population`` (mean, std) and a
+    ``prior`` of k clips, a speaker of n clips is blended with it by weight n / (n + k): the
+    mean and variance of the mixture of the two."""
+    return {key: _moments(s, population, prior) for key, s in sums.items()}
+
+
+def population(sums: SpeakerSums) -> np.ndarray:
+    """(mean, std) [2, F] float32 over every clip of every speaker of ``sums``."""
+    return np.asarray(_moments(sum(sums.values()), None, 0.0), np.float32)
+
+
+def _moments(s: np.ndarray, population, prior: float) -> tuple[list[float], list[float]]:
+    n_clips, n, total, squares = s
+    mean = total / n
+    var = np.maximum(squares / n - mean * mean, 0.0)
+    if population is not None and prior > 0:
+        w = n_clips / (n_clips + prior)
+        p_mean, p_std = (np.asarray(v, np.float64) for v in population)
+        blended = w * mean + (1 - w) * p_mean
+        var = (w * (var + (mean - blended) ** 2)
+               + (1 - w) * (p_std ** 2 + (p_mean - blended) ** 2))
+        mean = blended
+    return mean.tolist(), np.sqrt(var).tolist()
+
+
+def draw_subsets(keys, rng: np.random.Generator, full_share: float = 0.25) -> list[np.ndarray]:
+    """For each clip (speaker ``keys``), the indices of a random subset of its speaker's clips
+    that holds it: all of them with chance ``full_share``, else a size drawn log-uniformly
+    from 1 to all, so alone, few and many are all seen in training."""
+    groups: dict[str, list[int]] = {}
+    for i, k in enumerate(keys):
+        groups.setdefault(k, []).append(i)
+    out = []
+    for i, k in enumerate(keys):
+        members = np.asarray(groups[k])
+        n = len(members)
+        size = n if rng.random() < full_share else \
+            int(np.clip(np.floor(np.exp(rng.random() * np.log(n + 1))), 1, n))
+        others = rng.permutation(members[members != i])[:size - 1]
+        out.append(np.concatenate([[i], others]).astype(np.int64))
     return out
+
+
+def subset_statistics(sums: np.ndarray, subsets, population, prior: float) -> np.ndarray:
+    """(mean, std) [N, 2, F] float32 of each clip from its subset of clips' ``sums``
+    [N, 4, F] (``each_clip_sums``), blended with ``population`` by the subset's size."""
+    return np.asarray([_moments(sums[idx].sum(0), population, prior) for idx in subsets],
+                      np.float32)
 
 
 def normalise(x: np.ndarray, mean, std, blocks: Blocks = None) -> np.ndarray:

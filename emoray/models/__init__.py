@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from emoray.features.config import AudioFeatureConfig, FeatureConfig
 from emoray.features.summary import clip_summary, summary_size
@@ -22,14 +23,28 @@ from emoray.models.video import VideoNet
 
 __all__ = ["AudioEnsemble", "AudioInput", "AudioNet", "AudioNetConfig", "FusionHead", "FusionNet",
            "FusionNetConfig", "PRESETS", "SummaryNet", "VideoNet", "VideoNetConfig",
-           "audio_branch", "audio_config", "audio_input", "build_branch", "model_config"]
+           "audio_branch", "audio_config", "audio_input", "build_branch", "model_config",
+           "population"]
 
 
 def build_branch(kind: str, cfg, features: FeatureConfig):
-    """An untrained audio or video network for inputs shaped as ``features`` describes."""
+    """An untrained audio or video network for inputs shaped as ``features`` describes. An
+    audio network with a ``speaker_prior`` carries its training population's statistics as
+    buffers (``input_population`` [2, input width] and, with speaker heads,
+    ``readout_population`` [2, readout width]: mean and std), set once trained."""
+    net = _network(kind, cfg, features)
+    if kind == "audio" and cfg.speaker_prior:
+        net.register_buffer("input_population",
+                            torch.zeros(2, audio_input(cfg, features.audio).width))
+        if net.readout_dim:
+            net.register_buffer("readout_population", torch.zeros(2, net.readout_dim))
+    return net
+
+
+def _network(kind: str, cfg, features: FeatureConfig):
     if kind == "audio" and cfg.members:
         parts = audio_input(cfg, features.audio)
-        return AudioEnsemble(cfg, [build_branch(kind, m, features) for m in cfg.members],
+        return AudioEnsemble(cfg, [_network(kind, m, features) for m in cfg.members],
                              [parts.part_shape(p) for p in parts.parts])
     if kind == "audio" and cfg.input == "summary":
         return SummaryNet(cfg, summary_size(features.audio.shape, features.audio.kind))
@@ -44,6 +59,13 @@ def audio_branch(model):
     """``model``'s audio network (a fusion model's audio branch), or None."""
     audio = model.audio if isinstance(model, FusionNet) else model
     return audio if isinstance(audio, (AudioNet, SummaryNet, AudioEnsemble)) else None
+
+
+def population(model, part: str) -> np.ndarray | None:
+    """The ``input`` or ``readout`` population statistics [2, width] ``model``'s audio
+    network carries (``build_branch``), None when it has none."""
+    buf = getattr(audio_branch(model), f"{part}_population", None)
+    return None if buf is None else buf.detach().cpu().numpy()
 
 
 def audio_config(model) -> AudioNetConfig | None:

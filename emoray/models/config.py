@@ -56,6 +56,11 @@ class AudioNetConfig:
     #     frame-to-frame change), its output joined to the CNN's; () leaves it out
     members: tuple[AudioNetConfig, ...] = ()  # an ensemble of these networks
     speaker_head: bool = False  # predict from the readout standardised per speaker
+    speaker_prior: float = 0.0  # k: a speaker of n clips has statistics blended with the
+    #                             training population's by weight n / (n + k) (0: their own
+    #                             alone); the ensemble's applies to every member
+    speaker_subsets: bool = False  # training: each clip's statistics from a random subset of
+    #                                its speaker's clips (1 to all), as labeling sees them
 
     def validate(self) -> None:
         if self.speaker_head and self.members:
@@ -67,6 +72,10 @@ class AudioNetConfig:
                               "the input come first)")
         if any(m.members for m in self.members):
             raise ConfigError("members: a member cannot itself be an ensemble")
+        if self.speaker_prior < 0:
+            raise ConfigError(f"speaker_prior: must be >= 0, got {self.speaker_prior}")
+        if (self.speaker_prior or self.speaker_subsets) and not self.speaker_norm:
+            raise ConfigError("speaker_prior, speaker_subsets: need speaker_norm")
         if any(m.speaker_norm != self.speaker_norm for m in self.members):
             raise ConfigError("members: every member's speaker_norm must be the ensemble's "
                               f"({self.speaker_norm})")

@@ -2,15 +2,19 @@
 
 Workers stream their part of ``train`` with ``get_dataset_shard``; ``val`` and ``test`` are
 read whole by rank 0. Fusion trains on branch embeddings computed once by a Ray Data pass.
-Audio rows become what the audio network takes (``audio_rows``, ``emoray.models.AudioInput``):
-a summary model gets each clip's summary in place of its frames, an ensemble its members'
-inputs joined, and a model with ``speaker_norm`` its rows standardised per actor
-(``normalise_speakers``: each actor's statistics from their own clips, labels unused).
+Audio rows become what the audio network takes (``model_input_rows``,
+``emoray.models.AudioInput``): a summary model gets each clip's summary in place of its frames,
+an ensemble its members' inputs joined, and a model with ``speaker_norm`` its rows
+standardised per actor (``speaker_stats``, ``audio_rows``: each actor's statistics from their
+own clips, labels unused, blended with the training population by the model's
+``speaker_prior``; with ``speaker_subsets`` each training clip's from a random subset).
 A model with a speaker head gets two more passes once trained (``speaker_head_rows``): its
 readouts of every clip, then its predictions with the fitted head.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import numpy as np
 import ray.data
@@ -20,7 +24,7 @@ from ray.data.expressions import col
 from emoray import manifest, storage
 from emoray.artifact import load_model
 from emoray.features import speakers
-from emoray.models import AudioInput
+from emoray.models import AudioInput, population
 from emoray.train.splits import Split
 
 
@@ -56,17 +60,58 @@ def split_datasets(ds: ray.data.Dataset, split: Split, inputs: list[str], cache:
     return out
 
 
-def _actor_sums(batch: dict[str, np.ndarray], audio_in: AudioInput) -> dict[str, np.ndarray]:
-    sums = speakers.clip_sums([speakers.actor_key(a) for a in batch["actor"]], batch["audio"],
-                              audio_in.blocks)
-    return speakers.to_columns(sums, audio_in.width)
+@dataclass(frozen=True)
+class SpeakerStats:
+    """How a split's audio rows are standardised (``speaker_stats``): each actor with their
+    statistics (blended with the training ``population`` by the model's ``speaker_prior``),
+    and with ``speaker_subsets`` each training clip with those of its own random ``subsets``
+    of its actor's clips (``clips``: trial -> (mean, std) [2, W])."""
+
+    actors: speakers.Stats
+    population: np.ndarray | None = None
+    prior: float = 0.0
+    clips: dict[str, np.ndarray] = field(default_factory=dict)
+    subsets: dict[str, list[str]] = field(default_factory=dict)
 
 
-def _normalise_rows(batch: dict[str, np.ndarray], stats: dict,
+def _each_sums(batch: dict[str, np.ndarray], audio_in: AudioInput) -> dict[str, np.ndarray]:
+    return {"trial_id": batch["trial_id"], "actor": batch["actor"],
+            "sums": speakers.each_clip_sums(batch["audio"], audio_in.blocks)}
+
+
+def speaker_stats(ds: ray.data.Dataset, audio_in: AudioInput, train, prior: float = 0.0,
+                  subsets: bool = False, seed: int = 0,
+                  population: np.ndarray | None = None) -> SpeakerStats:
+    """``SpeakerStats`` of rows with audio (``audio_in`` of each clip), ``actor`` and
+    ``trial_id``, from one distributed pass of per-clip sums; the population is that of the
+    ``train`` trials unless given (a trained model's)."""
+    rows = ds.map_batches(_each_sums, batch_format="numpy",
+                          fn_kwargs={"audio_in": audio_in}).to_pandas()
+    sums = np.stack(rows["sums"].to_numpy()) if len(rows) else np.zeros((0, 4, audio_in.width))
+    keys = [speakers.actor_key(a) for a in rows["actor"]]
+    trials = [str(t) for t in rows["trial_id"]]
+    is_train = np.isin(trials, list(train))
+    if population is None and prior:
+        population = speakers.population({"train": sums[is_train].sum(0)})
+    per_actor = speakers.merge(*({k: s} for k, s in zip(keys, sums)))
+    out = SpeakerStats(speakers.statistics(per_actor, population, prior), population, prior)
+    if subsets:
+        idx = np.flatnonzero(is_train)
+        drawn = speakers.draw_subsets([keys[i] for i in idx], np.random.default_rng(seed))
+        clip_stats = speakers.subset_statistics(sums[idx], drawn, population, prior)
+        for i, members, st in zip(idx, drawn, clip_stats):
+            out.clips[trials[i]] = st
+            out.subsets[trials[i]] = [trials[idx[j]] for j in members]
+    return out
+
+
+def _normalise_rows(batch: dict[str, np.ndarray], stats: SpeakerStats,
                     blocks) -> dict[str, np.ndarray]:
-    keys = [speakers.actor_key(a) for a in batch["actor"]]
-    return {**batch, "audio": np.stack(speakers.normalise_clips(keys, batch["audio"], stats,
-                                                                blocks))}
+    audio = [speakers.normalise(x, *(stats.clips.get(str(t))
+                                     if str(t) in stats.clips else
+                                     stats.actors[speakers.actor_key(a)]), blocks)
+             for x, t, a in zip(batch["audio"], batch["trial_id"], batch["actor"])]
+    return {**batch, "audio": np.stack(audio)}
 
 
 def _model_input_rows(batch: dict[str, np.ndarray],
@@ -74,35 +119,41 @@ def _model_input_rows(batch: dict[str, np.ndarray],
     return {**batch, "audio": np.stack([audio_in(x) for x in batch["audio"]])}
 
 
-def audio_rows(ds: ray.data.Dataset, audio_in: AudioInput) -> ray.data.Dataset:
-    """Rows whose audio is what the audio network takes: ``audio_in`` of each clip, then
-    standardised per actor when the network takes it so."""
-    if not audio_in.identity:
-        ds = ds.map_batches(_model_input_rows, batch_format="numpy",
-                            fn_kwargs={"audio_in": audio_in})
-    return normalise_speakers(ds, audio_in) if audio_in.speaker_norm else ds
+def model_input_rows(ds: ray.data.Dataset, audio_in: AudioInput) -> ray.data.Dataset:
+    """Rows whose audio is ``audio_in`` of each clip (what the network takes, before any
+    speaker statistics)."""
+    if audio_in.identity:
+        return ds
+    return ds.map_batches(_model_input_rows, batch_format="numpy",
+                          fn_kwargs={"audio_in": audio_in})
 
 
-def normalise_speakers(ds: ray.data.Dataset, audio_in: AudioInput) -> ray.data.Dataset:
-    """Rows with audio (``audio_in`` of each clip) and ``actor`` standardised with their
-    actor's statistics, which one distributed pass of per-block sums computes."""
-    sums = speakers.from_rows(ds.map_batches(_actor_sums, batch_format="numpy",
-                                             fn_kwargs={"audio_in": audio_in}).iter_rows())
+def audio_rows(ds: ray.data.Dataset, audio_in: AudioInput,
+               stats: SpeakerStats | None) -> ray.data.Dataset:
+    """Rows whose audio is what the audio network takes: ``audio_in`` of each clip
+    (``model_input_rows``), then standardised as ``stats`` says when the network takes it so."""
+    if stats is None:
+        return ds
     return ds.map_batches(_normalise_rows, batch_format="numpy",
-                          fn_kwargs={"stats": speakers.statistics(sums),
-                                     "blocks": audio_in.blocks})
+                          fn_kwargs={"stats": stats, "blocks": audio_in.blocks})
 
 
 def branch_datasets(data: str, kind: str, split: Split, cache: bool, seed: int,
-                    audio_in: AudioInput | None = None) -> dict:
-    """Rows that have the ``kind`` (audio or video) modality; audio as ``audio_rows`` makes it
-    for ``audio_in``."""
+                    audio_in: AudioInput | None = None, prior: float = 0.0,
+                    subsets: bool = False) -> tuple[dict, SpeakerStats | None]:
+    """Rows that have the ``kind`` (audio or video) modality, and for a speaker-normalised
+    audio network the ``SpeakerStats`` they are standardised with (``speaker_stats`` with the
+    network's ``prior`` and ``subsets``)."""
     ds = read_shards(data, ["trial_id", "label", f"has_{kind}", kind]
                      + (["actor"] if audio_in and audio_in.speaker_norm else []))
     ds = ds.filter(expr=col(f"has_{kind}"))
+    stats = None
     if kind == "audio":
-        ds = audio_rows(ds, audio_in)
-    return split_datasets(ds, split, [kind], cache, seed)
+        ds = model_input_rows(ds, audio_in)
+        if audio_in.speaker_norm:
+            stats = speaker_stats(ds, audio_in, split.train, prior, subsets, seed)
+            ds = audio_rows(ds, audio_in, stats)
+    return split_datasets(ds, split, [kind], cache, seed), stats
 
 
 class Embedder:
@@ -128,8 +179,14 @@ def fusion_datasets(data: str, split: Split, audio_uri: str, video_uri: str, fea
     branch takes ``audio_in``."""
     ds = read_shards(data, ["trial_id", "label", "has_audio", "has_video", "audio", "video"]
                      + (["actor"] if audio_in.speaker_norm else []))
-    # an actor's statistics come from all their audio clips, as the audio branch's did
-    ds = audio_rows(ds.filter(expr=col("has_audio")), audio_in)
+    # an actor's statistics come from all their audio clips, as the audio branch's did, with
+    # the audio model's own population and prior
+    ds = model_input_rows(ds.filter(expr=col("has_audio")), audio_in)
+    if audio_in.speaker_norm:
+        audio = load_model(audio_uri)[0]
+        ds = audio_rows(ds, audio_in, speaker_stats(
+            ds, audio_in, split.train, audio.cfg.speaker_prior,
+            population=population(audio, "input")))
     ds = ds.filter(expr=col("has_video"))
     emb = ds.map_batches(Embedder, fn_constructor_args=(audio_uri, video_uri, features, use_gpu),
                          batch_size=32, compute=ray.data.ActorPoolStrategy(size=1),
@@ -139,33 +196,37 @@ def fusion_datasets(data: str, split: Split, audio_uri: str, video_uri: str, fea
 
 class SpeakerHeadUDF:
     """Ray Data UDF: a trained audio model's readouts of audio rows (``model.readout``), or,
-    given ``stats`` (actor -> readout mean and std), its predictions with its speaker head."""
+    given ``readouts`` (``SpeakerStats`` of the readouts), its predictions with its speaker
+    head."""
 
-    def __init__(self, model, use_gpu: bool, stats: dict | None = None):
+    def __init__(self, model, use_gpu: bool, readouts: SpeakerStats | None = None):
         self.device = torch.device("cuda" if use_gpu else "cpu")
         self.model = model.to(self.device).eval()
-        self.stats = stats
+        self.readouts = readouts
 
     @torch.no_grad()
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         audio = torch.from_numpy(np.array(batch["audio"], np.float32)).to(self.device)
         out = {"trial_id": batch["trial_id"], "actor": batch["actor"], "label": batch["label"]}
-        if self.stats is None:
+        if self.readouts is None:
             return {**out, "readout": self.model.readout(audio).cpu().numpy()}
         keys = [speakers.actor_key(a) for a in batch["actor"]]
-        stats = torch.as_tensor(speakers.stats_rows(keys, self.stats)).to(self.device)
+        stats = torch.as_tensor(speakers.stats_rows(keys, self.readouts.actors)).to(self.device)
         return {**out, "y_pred": self.model(audio, stats).argmax(1).cpu().numpy()}
 
 
 def speaker_head_rows(data: str, audio_in: AudioInput, model, use_gpu: bool,
-                      stats: dict | None = None, trials=None) -> ray.data.Dataset:
-    """Every audio row (or those of ``trials``) as ``SpeakerHeadUDF`` gives it: trial_id,
-    actor, label and ``readout``, or with ``stats`` ``y_pred``."""
+                      stats: SpeakerStats, readouts: SpeakerStats | None = None,
+                      trials=None) -> ray.data.Dataset:
+    """Every audio row (or those of ``trials``), standardised as ``stats`` says, as
+    ``SpeakerHeadUDF`` gives it: trial_id, actor, label and ``readout``, or with ``readouts``
+    ``y_pred``."""
     ds = read_shards(data, ["trial_id", "label", "actor", "has_audio", "audio"])
-    ds = audio_rows(ds.filter(expr=col("has_audio")), audio_in)
+    ds = audio_rows(model_input_rows(ds.filter(expr=col("has_audio")), audio_in), audio_in,
+                    stats)
     if trials is not None:
         ds = ds.filter(expr=col("trial_id").is_in(list(trials)))
-    return ds.map_batches(SpeakerHeadUDF, fn_constructor_args=(model, use_gpu, stats),
+    return ds.map_batches(SpeakerHeadUDF, fn_constructor_args=(model, use_gpu, readouts),
                           batch_size=64, batch_format="numpy",
                           compute=ray.data.ActorPoolStrategy(size=1),
                           num_cpus=1, num_gpus=1 if use_gpu else 0)

@@ -32,19 +32,20 @@ def head_members(model: nn.Module) -> list[nn.Module]:
     return [m for m in nets if m.readout_dim]
 
 
-def readout_statistics(keys, readouts) -> dict[str, tuple[list[float], list[float]]]:
-    """speaker -> (mean, std) of each readout column over the speaker's clips."""
-    return speakers.statistics(speakers.clip_sums(keys, readouts))
+def readout_statistics(keys, readouts, population=None,
+                       prior: float = 0.0) -> speakers.Stats:
+    """speaker -> (mean, std) of each readout column over the speaker's clips (blended with
+    a ``population`` by ``prior``, as ``emoray.features.speakers.statistics`` does)."""
+    return speakers.statistics(speakers.clip_sums(keys, readouts), population, prior)
 
 
-def fit_speaker_heads(model: nn.Module, readouts: np.ndarray, keys, labels, stats: dict,
+def fit_speaker_heads(model: nn.Module, readouts: np.ndarray, stats: np.ndarray, labels,
                       class_weights: list[float] | None, label_smoothing: float,
                       seed: int) -> None:
     """Fit the speaker head of each network of ``model`` in place, on training clips'
-    ``readouts`` [N, D] (``model.readout``: the heads' columns joined), labels, and their
-    speakers' ``keys`` into ``stats`` (``readout_statistics`` of all the speakers' clips)."""
-    rows = speakers.stats_rows(keys, stats)
-    z = speakers.normalise(readouts, rows[:, 0], rows[:, 1])
+    ``readouts`` [N, D] (``model.readout``: the heads' columns joined), labels, and each
+    clip's readout statistics ``stats`` [N, 2, D] (its speaker's, or its subset's)."""
+    z = speakers.normalise(readouts, stats[:, 0], stats[:, 1])
     start = 0
     for net in head_members(model):
         part = z[:, start:start + net.readout_dim]

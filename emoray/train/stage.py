@@ -20,6 +20,7 @@ from ray.train.torch import TorchTrainer
 from emoray import storage
 from emoray.artifact import load_model, save_model
 from emoray.features.config import FeatureConfig
+from emoray.features import speakers
 from emoray.features.speakers import actor_key
 from emoray.models import FusionNet, audio_config, audio_input
 from emoray.models.config import model_config, to_dict
@@ -123,9 +124,10 @@ def run_stage(kind: str, cfg: TrainConfig, split: Split, meta: pa.Table,
         dims = [audio.embed_dim, video.embed_dim]
     else:
         model_cfg = model_config(kind, stage.preset, stage.model)
-        datasets = train_data.branch_datasets(
-            cfg.data, kind, split, cfg.cache_data, cfg.seed,
-            audio_input(model_cfg, features.audio) if kind == "audio" else None)
+        audio_in = audio_input(model_cfg, features.audio) if kind == "audio" else None
+        datasets, speaker_stats = train_data.branch_datasets(
+            cfg.data, kind, split, cfg.cache_data, cfg.seed, audio_in,
+            *((model_cfg.speaker_prior, model_cfg.speaker_subsets) if audio_in else ()))
         dims = None
     spec = stage_spec(kind, stage, features, _labels(meta, split.train, kind),
                       "val" in datasets, cfg.seed, threads, cfg.workers.num_workers, dims,
@@ -145,8 +147,10 @@ def run_stage(kind: str, cfg: TrainConfig, split: Split, meta: pa.Table,
 
     model = _deployable(kind, spec, state["final_model"], branches)
     test = state["test"]  # None for a split with no test trials (protocol kind all)
+    if hasattr(model, "input_population"):
+        model.input_population.copy_(torch.as_tensor(speaker_stats.population))
     if kind == "audio" and model.readout_dim:
-        test = fit_speaker_head(model, cfg.data, split, spec, features, use_gpu)
+        test = fit_speaker_head(model, cfg.data, split, spec, features, use_gpu, speaker_stats)
     artifact = storage.join(run_uri, "models", split.name, f"{kind}.pt")
     y_true, y_pred = (np.asarray(test[k]) if test else np.zeros(0) for k in ("y_true", "y_pred"))
     summary = {"run": cfg.name, "split": split.name, "protocol": dataclasses.asdict(cfg.protocol),
@@ -162,25 +166,39 @@ def run_stage(kind: str, cfg: TrainConfig, split: Split, meta: pa.Table,
 
 
 def fit_speaker_head(model, data: str, split: Split, spec: dict, features: FeatureConfig,
-                     use_gpu: bool) -> dict | None:
+                     use_gpu: bool, stats: train_data.SpeakerStats) -> dict | None:
     """Fit ``model``'s speaker heads (``emoray.train.speaker_head``) on the split's training
-    rows, with every actor's readout statistics from all their clips; returns the test
-    predictions (as ``train_loop`` gives them) of the model with its heads, None without
-    test trials."""
+    rows (their input standardised as in training, ``stats``), each with the readout
+    statistics of the clips its input statistics came from: its actor's, or with
+    ``speaker_subsets`` its subset's, blended with the training population's readout
+    statistics by the prior (which the model then carries). Returns the test predictions (as
+    ``train_loop`` gives them) of the model with its heads, None without test trials."""
     audio_in = audio_input(model.cfg, features.audio)
-    rows = train_data.speaker_head_rows(data, audio_in, model, use_gpu).to_pandas()
+    rows = train_data.speaker_head_rows(data, audio_in, model, use_gpu, stats).to_pandas()
     keys = [actor_key(a) for a in rows["actor"]]
+    trials = [str(t) for t in rows["trial_id"]]
     readouts = np.stack(rows["readout"].to_numpy())
-    stats = speaker_head.readout_statistics(keys, readouts)
-    train = rows["trial_id"].isin(list(split.train)).to_numpy()
+    each = speakers.each_clip_sums(readouts)
+    train = np.isin(trials, list(split.train))
+    prior = model.cfg.speaker_prior
+    pop = speakers.population({"train": each[train].sum(0)}) if prior else None
+    actors = speaker_head.readout_statistics(keys, readouts, pop, prior)
+    if stats.subsets:
+        where = {t: i for i, t in enumerate(trials)}
+        clip_stats = speakers.subset_statistics(
+            each, [[where[t] for t in stats.subsets[trials[i]]] for i in np.flatnonzero(train)],
+            pop, prior)
+    else:
+        clip_stats = speakers.stats_rows([k for k, t in zip(keys, train) if t], actors)
     speaker_head.fit_speaker_heads(
-        model, readouts[train], [k for k, t in zip(keys, train) if t],
-        rows["label"].to_numpy()[train], stats, spec["class_weights"], spec["label_smoothing"],
-        spec["seed"])
+        model, readouts[train], clip_stats, rows["label"].to_numpy()[train],
+        spec["class_weights"], spec["label_smoothing"], spec["seed"])
+    if pop is not None:
+        model.readout_population.copy_(torch.as_tensor(pop))
     if not spec["has_test"]:
         return None
     pred = train_data.speaker_head_rows(data, audio_in, model, use_gpu, stats,
-                                        split.test).to_pandas()
+                                        train_data.SpeakerStats(actors), split.test).to_pandas()
     return {"y_true": pred["label"].tolist(), "y_pred": pred["y_pred"].tolist(),
             "trial_id": [str(t) for t in pred["trial_id"]]}
 
