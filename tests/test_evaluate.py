@@ -67,6 +67,11 @@ def fit_audio(synth_corpus, path: Path, speaker_norm: bool, ensemble: bool = Fal
     return str(path), net
 
 
+def saved_statistics(path: Path) -> dict:
+    """The statistics of the speaker sums a labeling output keeps in ``path``."""
+    return statistics({k: np.asarray(v) for k, v in json.loads(path.read_text()).items()})
+
+
 def summaries(frames: list[np.ndarray]) -> list[np.ndarray]:
     return [clip_summary(x, FEATURES.audio.kind) for x in frames]
 
@@ -171,7 +176,7 @@ def test_speaker_normalised_model_uses_each_speakers_own_statistics(
     wavs = sorted((held_out / "Actor_03").glob("03-*.wav"))
     feats = {p: audio_clip_features(str(p), FEATURES.audio)[0] for p in wavs}
     stats = statistics(clip_sums([speaker_key(str(p)) for p in feats], feats.values()))
-    saved = json.loads((out / "speakers.json").read_text())
+    saved = saved_statistics(out / "speakers.json")
     assert list(saved) == list(stats) == ["actor 03"]
     for key, (mean, std) in stats.items():
         np.testing.assert_allclose(saved[key][0], mean, rtol=1e-5, atol=1e-5)
@@ -210,7 +215,7 @@ def test_ensemble_labels_with_each_members_own_speaker_statistics(ray_local, ens
     keys = ["actor 03"] * len(wavs)
     inputs = (frames, summaries(frames))
     stats = [statistics(clip_sums(keys, x))["actor 03"] for x in inputs]
-    saved = json.loads((out / "speakers.json").read_text())
+    saved = saved_statistics(out / "speakers.json")
     assert list(saved) == ["actor 03"]
     for i in (0, 1):  # mean, std: the frames' coefficients, then the summary's elements
         np.testing.assert_allclose(saved["actor 03"][i], stats[0][i] + stats[1][i], rtol=1e-4,
@@ -221,7 +226,7 @@ def test_ensemble_labels_with_each_members_own_speaker_statistics(ray_local, ens
     with torch.no_grad():
         readouts = cnn.readout(x[0]).numpy()
         readout_stats = readout_statistics(keys, readouts)
-        saved = json.loads((out / "speaker_readouts.json").read_text())
+        saved = saved_statistics(out / "speaker_readouts.json")
         np.testing.assert_allclose(saved["actor 03"], readout_stats["actor 03"], rtol=1e-4,
                                    atol=1e-4)
         z = normalise(readouts, *readout_stats["actor 03"])

@@ -8,6 +8,7 @@ from typing import Literal
 
 from emoray import storage
 from emoray.config import ConfigError, check_uri
+from emoray.features.speakers import SPEAKER_MODES
 from emoray.label.stage import Settings
 from emoray.raycluster import check_resource
 
@@ -41,6 +42,8 @@ class LabelConfig:
     #                                   emoray_cpu), keeping decoding off the GPU nodes
     model_resource: str | None = None  # custom resource of the nodes that run the model actors
     in_memory_mb: float = 64.0  # files up to this size are read whole, larger ones streamed
+    speakers: str = "auto"  # who speaks: auto (the RAVDESS actor, else the folder), folder,
+    #                         none (every file alone), or a CSV / Parquet table uri,speaker
 
     def validate(self) -> None:
         for name in ("model", "input", "output"):
@@ -54,6 +57,14 @@ class LabelConfig:
                               "speech-model` in the repository root, or name a model artifact")
         for name in ("model", "input", "output"):
             setattr(self, name, storage.absolute(getattr(self, name)))
+        if self.speakers not in SPEAKER_MODES:
+            check_uri("speakers", self.speakers)
+            if not self.speakers.endswith((".csv", ".parquet")):
+                raise ConfigError(f"speakers: expected one of {', '.join(SPEAKER_MODES)} or a "
+                                  f".csv / .parquet table of uri,speaker, got {self.speakers!r}")
+            self.speakers = storage.absolute(self.speakers)
+            if not storage.exists(self.speakers):
+                raise ConfigError(f"speakers: table {self.speakers} not found")
         positive = ("window_s", "hop_s", "files_per_part", "batch_size", "concurrency",
                     "prepare_cpus", "in_memory_mb")
         for name in positive:

@@ -8,7 +8,7 @@ driver, which collects the small predicted rows per part and commits each part a
 files are complete. No stage holds the archive, and a killed job resumes from its committed
 parts. A speaker-normalised audio model first gets its speakers' statistics (``speakers``: one
 more pass over the audio of the speakers still to label, kept in the output), and one with a
-speaker head its readout statistics (another).
+speaker head its readout statistics (another); with ``speakers: none`` neither pass runs.
 """
 
 from __future__ import annotations
@@ -26,12 +26,13 @@ import torch
 
 from emoray import storage
 from emoray.artifact import load_model
+from emoray.features import speakers
 from emoray.features.config import FeatureConfig
-from emoray.features.speakers import normalise_clips, speaker_key
+from emoray.features.speakers import SpeakerSums, normalise_clips, speaker_key
 from emoray.label.config import LabelConfig
 from emoray.label.parts import Assembler, Part, plan_parts, recover
 from emoray.label.schema import ITEMS_SCHEMA, item_row, predicted_table, tensors
-from emoray.label.speakers import readout_statistics, speaker_statistics
+from emoray.label.speakers import blended, load_grouping, readout_sums, speaker_sums
 from emoray.label.stage import Settings, predict, prepare_file
 from emoray.models import audio_branch, audio_config, audio_input
 from emoray.ravdess import EMOTIONS
@@ -48,7 +49,8 @@ def run_label(cfg: LabelConfig, files: list[storage.FileEntry] | None = None) ->
     model, info = load_model(cfg.model)
     if tuple(info.labels) != EMOTIONS:
         raise ValueError(f"{cfg.model}: model classes {info.labels} are not {EMOTIONS}")
-    identity = {"model_id": model_id, **dataclasses.asdict(cfg.settings())}
+    identity = {"model_id": model_id, **dataclasses.asdict(cfg.settings()),
+                **({"speakers": cfg.speakers} if cfg.speakers != "auto" else {})}
     done = recover(cfg.output)
     if done.settings is not None and done.settings != identity:
         raise ValueError(f"{cfg.output} holds labels of another model or other settings "
@@ -62,13 +64,15 @@ def run_label(cfg: LabelConfig, files: list[storage.FileEntry] | None = None) ->
           f"{model_id} -> {cfg.output}", flush=True)
     assembler = Assembler(parts, cfg.output, info.labels, model_id, identity)
     audio_in = audio_input(audio_config(model), info.features.audio)
+    key = load_grouping(cfg.speakers)
     prepare = lambda todo: prepare_dataset(todo, cfg, "audio", info.features)  # noqa: E731
-    stats = speaker_statistics(cfg, files, pending, prepare, audio_in) \
-        if parts and audio_in is not None and audio_in.speaker_norm else None
-    readouts = readout_statistics(cfg, files, pending, prepare, audio_in, stats) \
-        if stats is not None and audio_branch(model).readout_dim else None
+    grouped = parts and audio_in is not None and audio_in.speaker_norm and cfg.speakers != "none"
+    sums = speaker_sums(cfg, files, pending, prepare, audio_in, key) if grouped else None
+    readouts = readout_sums(cfg, files, pending, prepare, audio_in, key,
+                            blended(model, "input", sums)) \
+        if grouped and audio_branch(model).readout_dim else None
     if parts:
-        for batch in label_dataset(parts, cfg, info.kind, info.features, stats,
+        for batch in label_dataset(parts, cfg, info.kind, info.features, key, sums,
                                    readouts).iter_batches(batch_size=None,
                                                           batch_format="pyarrow"):
             assembler.add(batch.to_pylist())
@@ -107,10 +111,12 @@ def prepare_dataset(parts: list[Part], cfg: LabelConfig, kind: str,
 
 
 def label_dataset(parts: list[Part], cfg: LabelConfig, kind: str, features: FeatureConfig,
-                  speakers: dict | None = None, readouts: dict | None = None) -> ray.data.Dataset:
-    """files -> item rows (CPU tasks) -> predicted rows (model actors); ``speakers``: the
-    statistics a speaker-normalised model's audio is standardised with, ``readouts`` those of
-    its speaker heads' readouts.
+                  key=speaker_key, sums: SpeakerSums | None = None,
+                  readouts: SpeakerSums | None = None) -> ray.data.Dataset:
+    """files -> item rows (CPU tasks) -> predicted rows (model actors); ``key``: who speaks
+    in a file; ``sums``: the speakers' sums a speaker-normalised model's audio is
+    standardised with (None: each clip alone), ``readouts`` those of its speaker heads'
+    readouts.
 
     ``flat_map`` (rows out of a file, any number) is never fused into the ``batch_size``
     model stage, so decoding scales over the CPUs while the actor pool stays small.
@@ -129,7 +135,7 @@ def label_dataset(parts: list[Part], cfg: LabelConfig, kind: str, features: Feat
                           **pinned(cfg.model_resource),
                           fn_constructor_kwargs={"model_uri": cfg.model, "use_gpu": use_gpu,
                                                  "threads": max(1, int(model_cpus)),
-                                                 "speakers": speakers,
+                                                 "key": key, "sums": sums,
                                                  "readouts": readouts})
 
 
@@ -143,16 +149,24 @@ def prepare_rows(file: dict, kind: str, features: dict, settings: dict,
 
 
 class Predictor:
-    """Ray actor: the model, loaded once; item rows in, tensors out, probabilities in."""
+    """Ray actor: the model, loaded once; item rows in, tensors out, probabilities in.
 
-    def __init__(self, model_uri: str, use_gpu: bool, threads: int, speakers: dict | None,
-                 readouts: dict | None = None):
+    A speaker-normalised model's audio is standardised with its speaker's statistics
+    (``sums`` blended with the model's population), or with no ``sums`` each clip with its
+    own, as its readout is for a speaker head."""
+
+    def __init__(self, model_uri: str, use_gpu: bool, threads: int, key=speaker_key,
+                 sums: SpeakerSums | None = None, readouts: SpeakerSums | None = None):
         torch.set_num_threads(threads)
         self.model, self.info = load_model(model_uri, device="cuda" if use_gpu else "cpu")
-        self.speakers = speakers
-        self.readouts = None if readouts is None else {  # speaker -> [2, D], once, not per row
-            k: np.asarray(v, np.float32) for k, v in readouts.items()}
+        self.key = key
         self.audio_in = audio_input(audio_config(self.model), self.info.features.audio)
+        self.norm = self.audio_in is not None and self.audio_in.speaker_norm
+        self.stats = None if sums is None else blended(self.model, "input", sums)
+        self.clips = None if sums is None else speakers.clips(sums)
+        self.readouts = None if readouts is None else {  # speaker -> [2, D], once, not per row
+            k: np.asarray(v, np.float32) for k, v in blended(self.model, "readout",
+                                                              readouts).items()}
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         batch = batch.select(ITEMS_SCHEMA.names).cast(ITEMS_SCHEMA)  # blocks of all-null columns
@@ -160,11 +174,39 @@ class Predictor:
         audio = tensors(batch, "audio", f.audio.shape, np.float32)
         if self.audio_in is not None and not self.audio_in.identity:
             audio = [x if x is None else self.audio_in(x) for x in audio]
-        keys = [speaker_key(u) for u in batch.column("uri").to_pylist()]
-        if self.speakers is not None:
-            audio = normalise_clips(keys, audio, self.speakers, self.audio_in.blocks)
-        readout_stats = None if self.readouts is None else \
-            [None if x is None else self.readouts[k] for k, x in zip(keys, audio)]
+        keys = [self.key(u) for u in batch.column("uri").to_pylist()]
+        counts = [None] * len(keys)
+        readout_stats = None
+        if self.norm and self.stats is not None:
+            audio = normalise_clips(keys, audio, self.stats, self.audio_in.blocks)
+            counts = [self.clips.get(k) for k in keys]
+            if self.readouts is not None:
+                readout_stats = [None if x is None else self.readouts[k]
+                                 for k, x in zip(keys, audio)]
+        elif self.norm:
+            audio, readout_stats = self._alone(audio)
+            counts = [None if x is None else 1 for x in audio]
         probs = predict(self.model, self.info.kind, batch.column("modality").to_pylist(),
                         audio, tensors(batch, "video", f.video.shape, np.uint8), readout_stats)
-        return predicted_table(batch, probs)
+        return predicted_table(batch, probs, keys, counts)
+
+    def _alone(self, audio: list) -> tuple[list, list | None]:
+        """Each clip standardised with its own statistics blended with the population, and
+        with speaker heads its readout likewise."""
+        own = [None if x is None else blended(self.model, "input", speakers.clip_sums(
+            ["clip"], [x], self.audio_in.blocks))["clip"] for x in audio]
+        audio = [x if x is None else speakers.normalise(x, *s, self.audio_in.blocks)
+                 for x, s in zip(audio, own)]
+        net = audio_branch(self.model)
+        idx = [i for i, x in enumerate(audio) if x is not None]
+        if not net.readout_dim or not idx:
+            return audio, None
+        device = next(net.parameters()).device
+        with torch.inference_mode():
+            z = net.readout(torch.from_numpy(np.stack([audio[i] for i in idx])).to(device))
+        rows = [None] * len(audio)
+        for i, r in zip(idx, z.float().cpu().numpy()):
+            mean, std = blended(self.model, "readout", speakers.clip_sums(["clip"], [r[None]]))[
+                "clip"]
+            rows[i] = np.asarray([mean, std], np.float32)
+        return audio, rows

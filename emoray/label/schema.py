@@ -14,6 +14,8 @@ null) and, for recordings longer than ``clip_max_s``, one row per window too.
 | has_audio | bool | audible audio (silence does not count) |
 | has_video | bool | moving pictures |
 | face_detected | bool, null | a face was found (false: centre crop); null when the video was not examined |
+| speaker | string | who speaks, as the job's ``speakers`` setting groups files (``auto``: the RAVDESS actor, else the folder; ``folder``; ``none``: the file itself; or a ``uri,speaker`` table) |
+| speaker_clips | int32, null | how many clips the speaker statistics of its label came from (null: the model uses none) |
 | label | string | the most probable emotion |
 | p_neutral ... p_surprised | float32 | class probabilities (file row of windows: their mean) |
 | model_id | string | first 16 hex digits of the model artifact's SHA-256 |
@@ -43,12 +45,13 @@ _WHAT = [
     ("modality", pa.string()), ("has_audio", pa.bool_()), ("has_video", pa.bool_()),
     ("face_detected", pa.bool_()),
 ]
+_SPEAKER = [("speaker", pa.string()), ("speaker_clips", pa.int32())]
 _STAMP = [
     ("model_id", pa.string()), ("emoray_version", pa.string()),
     ("processed_at", pa.timestamp("us", tz="UTC")),
 ]
 
-LABELS_SCHEMA = pa.schema(_IDENTITY + _WHAT + [("label", pa.string())]
+LABELS_SCHEMA = pa.schema(_IDENTITY + _WHAT + _SPEAKER + [("label", pa.string())]
                           + [(c, pa.float32()) for c in PROB_COLUMNS] + _STAMP)
 
 ERRORS_SCHEMA = pa.schema([("uri", pa.string()), ("stage", pa.string()),
@@ -62,10 +65,11 @@ ITEMS_SCHEMA = pa.schema([("part", pa.string()), ("kind", pa.string())] + _IDENT
 row, ``n_windows``), error (``stage``, ``reason``; ends the file). Tensors travel as raw bytes
 (empty when unused) whose shapes the feature config gives."""
 
-PREDICTED_SCHEMA = (ITEMS_SCHEMA.remove(ITEMS_SCHEMA.get_field_index("video"))
-                    .remove(ITEMS_SCHEMA.get_field_index("audio"))
-                    .append(pa.field("probs", pa.list_(pa.float32(), len(EMOTIONS)))))
-"""Item rows after the model: tensors dropped, class probabilities added (null when none)."""
+PREDICTED_SCHEMA = pa.schema(
+    [f for f in ITEMS_SCHEMA if f.name not in ("audio", "video")] + _SPEAKER
+    + [("probs", pa.list_(pa.float32(), len(EMOTIONS)))])
+"""Item rows after the model: tensors dropped, the speaker and class probabilities added
+(null when none)."""
 
 
 def item_row(item: dict) -> dict:
@@ -82,9 +86,14 @@ def tensors(table: pa.Table, name: str, shape: tuple[int, ...], dtype) -> list[n
             for b in table.column(name).to_pylist()]
 
 
-def predicted_table(items: pa.Table, probs: np.ndarray) -> pa.Table:
-    """``items`` without tensors, with ``probs`` (rows of NaN become nulls)."""
+def predicted_table(items: pa.Table, probs: np.ndarray, speaker: list[str],
+                    speaker_clips: list[int | None]) -> pa.Table:
+    """``items`` without tensors, with each row's ``speaker``, ``speaker_clips`` and
+    ``probs`` (rows of NaN become nulls)."""
     rows = [None if np.isnan(p).any() else p.tolist() for p in probs]
     out = items.drop_columns(["audio", "video"])
-    return out.append_column(PREDICTED_SCHEMA.field("probs"),
-                             pa.array(rows, PREDICTED_SCHEMA.field("probs").type))
+    for name, values in (("speaker", speaker), ("speaker_clips", speaker_clips),
+                         ("probs", rows)):
+        out = out.append_column(PREDICTED_SCHEMA.field(name),
+                                pa.array(values, PREDICTED_SCHEMA.field(name).type))
+    return out

@@ -162,7 +162,9 @@ def file_rows(items: list[dict], labels: tuple[str, ...]) -> tuple[list[dict], l
     if last["kind"] == "end":
         modalities = {w["modality"] for w in windows}
         faces = [w["face_detected"] for w in windows if w["face_detected"] is not None]
+        counts = [w["speaker_clips"] for w in windows if w.get("speaker_clips") is not None]
         summary = {**last, "modality": modalities.pop() if len(modalities) == 1 else "mixed",
+                   "speaker_clips": max(counts) if counts else None,
                    "has_audio": any(w["has_audio"] for w in windows),
                    "has_video": any(w["has_video"] for w in windows),
                    "face_detected": any(faces) if faces else None}
@@ -174,7 +176,7 @@ def _label_row(item: dict, probs, labels: tuple[str, ...]) -> dict:
     probs = np.asarray(probs, dtype=np.float32)
     row = {k: item.get(k) for k in ("uri", "sha256", "size_bytes", "duration_s", "window_start_s",
                                     "window_end_s", "modality", "has_audio", "has_video",
-                                    "face_detected")}
+                                    "face_detected", "speaker", "speaker_clips")}
     row["label"] = labels[int(np.argmax(probs))]
     row.update({f"p_{name}": float(p) for name, p in zip(labels, probs)})
     return row
