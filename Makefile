@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench speech speech-model clean
+.PHONY: setup demo test bench speech speech-model layouts clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,10 @@ SPEECH ?= ../shared/data/ravdess-speech-16k
 speech: $(STAMP)
 	$(BIN)/emoray preprocess --input $(SPEECH) --output out/speech16k
 	$(BIN)/emoray train --config jobs/configs/train_speech.yaml
+
+# The speech folds (make speech) in every archive layout and recording condition (docs/speakers.md).
+layouts: $(STAMP)
+	$(BIN)/python -m emoray.evaluate.layouts --run out/runs/speech-folds --data $(SPEECH) --out out/layouts
 
 # The shipped audio model: the same recipe trained on every actor of $(SPEECH).
 speech-model: $(STAMP)

@@ -155,7 +155,7 @@ def run(run_dir: str, data: str, out: str, seed: int = 0) -> dict:
     folds = {}
     for split in splits:
         actors = set(split["test_actors"])
-        root = Path(out, split["name"])
+        root = Path(out, split["name"]).resolve()
         copies = plan([f for f in files if parse_name(f.name).actor in actors], seed)
         table = build(copies, root / "files", seed)
         cfg = LabelConfig(input=str(root / "files"), output=str(root / "labels"),
