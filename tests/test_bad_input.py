@@ -13,7 +13,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from badmedia import DANGLING_TARGET, ESCAPED, FILES, LOCAL_ONLY, LONG_S, write_bad_corpus
+from badmedia import (DANGLING_TARGET, ESCAPED, FILES, LOCAL_ONLY, LONG_S, RATE,
+                      write_bad_corpus)
 from emoray.artifact import save_model
 from emoray.features.config import preset
 from emoray.label.job import run_label
@@ -22,6 +23,7 @@ from emoray.label.stage import Settings, prepare_file
 from emoray.preprocess.job import PreprocessConfig, run_preprocess
 from emoray.preprocess.stage import ShardReport, featurize_trial
 from emoray.ravdess import parse_name
+from media import tone, write_audio
 from test_label_job import config, read
 from test_label_media import peak_traced
 from test_label_stage import tiny_fusion
@@ -218,6 +220,24 @@ def test_labeling_gives_each_file_its_exact_error_or_label(ray_local, s3, site):
     for p, uri in site.good.items():
         expected = {"01": "fusion", "02": "video", "03": "audio"}[p.name[:2]]
         assert files[uri]["modality"] == expected, p.name
+
+
+@pytest.mark.parametrize("seconds, refused", [(0.49, True), (0.5, False)])
+def test_both_jobs_refuse_a_clip_under_the_same_minimum(tmp_path, seconds, refused):
+    path = write_audio(tmp_path / "03-01-05-01-01-01-03.wav", tone(seconds, RATE, amp=0.3), RATE)
+    (item,) = prepare_file(str(path), path.stat().st_size, "fusion", FEATURES, Settings())
+    report = ShardReport("x")
+    trial = {"stem": "03-01-05-01-01-01-03", "audio_uri": str(path), "video_uri": None,
+             "audio_size": path.stat().st_size, "video_size": None}
+    row = featurize_trial(trial, FEATURES, report)
+    short = SHORT.format(f"{seconds:.3f}")
+    if refused:
+        assert (item["kind"], item["stage"], item["reason"]) == ("error", "route", short)
+        assert row is None and report.errors == [{"uri": str(path), "stage": "audio",
+                                                  "reason": short}]
+    else:
+        assert item["kind"] == "clip" and item["modality"] == "audio"
+        assert row.audio_duration_s == pytest.approx(seconds) and not report.errors
 
 
 @pytest.mark.parametrize("kind", sorted(FILES))
