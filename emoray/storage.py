@@ -192,8 +192,13 @@ def list_files(uri: str) -> list[FileEntry]:
                    if i.type == pafs.FileType.File), key=lambda f: f.uri)
 
 
+def _local_path(uri: str) -> str | bytes:
+    check_uri(uri)
+    return os_path(os.path.abspath(uri))
+
+
 def _local_files(uri: str) -> list[FileEntry]:
-    top = os.fsencode(os_path(os.path.abspath(uri)))
+    top = os.fsencode(_local_path(uri))
     if os.path.isfile(top) or (os.path.islink(top) and not os.path.exists(top)):
         return [FileEntry(local_uri(top), _size(top))]
     if not os.path.isdir(top):
@@ -238,7 +243,7 @@ def _local_error(e: OSError, path: str | bytes, uri: str) -> OSError:
 @_retrying
 def exists(uri: str) -> bool:
     if not is_s3(uri):
-        return os.path.isfile(os_path(os.path.abspath(uri)))
+        return os.path.isfile(_local_path(uri))
     fs, path = filesystem(uri)
     return fs.get_file_info(path).type == pafs.FileType.File
 
@@ -246,7 +251,7 @@ def exists(uri: str) -> bool:
 @_retrying
 def read_bytes(uri: str) -> bytes:
     if not is_s3(uri):
-        path = os_path(os.path.abspath(uri))
+        path = _local_path(uri)
         try:
             with open(path, "rb") as f:
                 return f.read()
@@ -262,7 +267,7 @@ def open_input_file(uri: str):
     """A seekable binary file (a Python file locally, a pyarrow ``NativeFile`` on S3) for
     streaming reads of large files."""
     if not is_s3(uri):
-        path = os_path(os.path.abspath(uri))
+        path = _local_path(uri)
         try:
             return open(path, "rb")
         except OSError as e:
