@@ -26,6 +26,7 @@ understand.
 | audio           | fixed_shape_tensor<float32>[T, F]  | features, T x F from the feature config    |
 | video           | fixed_shape_tensor<uint8>[30,80,70]| grayscale face crops, frames x height x width |
 
+URIs are ``storage`` URIs: a local name that is not UTF-8 has its undecodable bytes as ``%XX``.
 The schema's metadata carries the feature config (``emoray.feature_config``, JSON) and its
 fingerprint (``emoray.feature_fingerprint``).
 """

@@ -10,6 +10,15 @@ exponential backoff (0.5 s doubling, at most 8 s apart) for ``$EMORAY_S3_RETRY_S
 (default 120), so an outage of a minute is ridden out. After that the error is raised, and
 ``is_transient`` recognises it: jobs stop on it (to be re-run) rather than record a good file
 as bad.
+
+Local names are listed as bytes, so any name the OS holds can be read. A URI is a ``str`` that
+Parquet and JSON can store: a path component that is valid UTF-8 appears as it is; in one that
+is not (archives from older Windows or Samba shares), each byte that does not decode is written
+``%XX`` (upper-case hex) and each ``%`` as ``%25``, e.g. ``caf\\xe9.wav`` -> ``caf%E9.wav``.
+Reading such a URI opens the original file (``os_path``); a valid name that reads literally like
+an escaped one (``caf%E9.wav`` on disk) is opened as that literal name when it exists. A symlink
+is followed; one that leads nowhere is listed (size 0), and reading it fails with
+``dangling symlink -> TARGET``.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
-from urllib.parse import urlparse
+from urllib.parse import unquote_to_bytes, urlparse
 
 import pyarrow.fs as pafs
 
@@ -43,8 +52,47 @@ def is_s3(uri: str) -> bool:
 
 
 def absolute(uri: str) -> str:
-    """``uri`` with a local path made absolute (Ray workers may run in another directory)."""
-    return uri if is_s3(uri) else os.path.abspath(uri)
+    """``uri`` with a local path made absolute (Ray workers may run in another directory) and
+    its undecodable bytes (a command-line argument) escaped as listing escapes them."""
+    return uri if is_s3(uri) else local_uri(os.fsencode(os.path.abspath(uri)))
+
+
+def local_uri(path: bytes) -> str:
+    """The URI of a local path given as bytes: components that are not UTF-8 escaped."""
+    return "/".join(_component(c) for c in path.split(b"/"))
+
+
+def _component(name: bytes) -> str:
+    try:
+        return name.decode()
+    except UnicodeDecodeError:
+        return "".join(f"%{ord(ch) - 0xDC00:02X}" if "\udc80" <= ch <= "\udcff"
+                       else "%25" if ch == "%" else ch
+                       for ch in name.decode(errors="surrogateescape"))
+
+
+def os_path(path: str) -> str | bytes:
+    """The local path (for ``open``, ``os``) of a local URI: bytes where it holds a component
+    escaped by ``local_uri`` or undecodable bytes as Python decodes them (``os.fsdecode``)."""
+    try:
+        encoded = path.encode()
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    if "%" not in path or os.path.lexists(path):
+        return path
+    raw = b"/".join(_unescape(c) for c in path.split("/"))
+    return path if raw == encoded else raw
+
+
+def _unescape(name: str) -> bytes:
+    """The bytes ``local_uri`` wrote as ``name``; else ``name`` itself, encoded."""
+    raw = unquote_to_bytes(name)
+    try:
+        raw.decode()
+    except UnicodeDecodeError:
+        if _component(raw) == name:
+            return raw
+    return name.encode()
 
 
 def check_uri(uri: str) -> None:
@@ -131,26 +179,84 @@ def join(uri: str, *parts: str) -> str:
 
 @_retrying
 def list_files(uri: str) -> list[FileEntry]:
-    """Every file under ``uri`` (recursive), sorted by URI; ``uri`` may also be a single file."""
+    """Every file under ``uri`` (recursive, symlinks followed), sorted by URI; ``uri`` may also
+    be a single file. A local symlink that leads nowhere is listed too, with size 0."""
+    if not is_s3(uri):
+        return sorted(_local_files(uri), key=lambda f: f.uri)
     fs, path = filesystem(uri)
     info = fs.get_file_info(path)
     if info.type == pafs.FileType.File:
         return [FileEntry(_uri(uri, path), info.size)]
-    if info.type == pafs.FileType.NotFound and not is_s3(uri):
-        raise FileNotFoundError(f"input {uri!r} does not exist")
     infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
-    files = [FileEntry(_uri(uri, i.path), i.size) for i in infos if i.type == pafs.FileType.File]
-    return sorted(files, key=lambda f: f.uri)
+    return sorted((FileEntry(_uri(uri, i.path), i.size) for i in infos
+                   if i.type == pafs.FileType.File), key=lambda f: f.uri)
+
+
+def _local_path(uri: str) -> str | bytes:
+    check_uri(uri)
+    return os_path(os.path.abspath(uri))
+
+
+def _local_files(uri: str) -> list[FileEntry]:
+    top = os.fsencode(_local_path(uri))
+    if os.path.isfile(top) or (os.path.islink(top) and not os.path.exists(top)):
+        return [FileEntry(local_uri(top), _size(top))]
+    if not os.path.isdir(top):
+        raise FileNotFoundError(f"input {uri!r} does not exist")
+    return [FileEntry(local_uri(p), size) for p, size in _walk(top, frozenset())]
+
+
+def _walk(folder: bytes, above: frozenset):
+    """(path, size) of the files under ``folder``; a folder link back to a folder ``above``
+    (a loop) is not entered."""
+    st = os.stat(folder)
+    here = above | {(st.st_dev, st.st_ino)}
+    if len(here) == len(above):
+        return
+    with os.scandir(folder) as entries:
+        for e in list(entries):
+            try:
+                is_dir, is_file = e.is_dir(), e.is_file()
+            except OSError:  # a symlink loop
+                is_dir, is_file = False, True
+            if is_dir:
+                yield from _walk(e.path, here)
+            elif is_file or e.is_symlink():  # a link that leads nowhere: reading says so
+                yield e.path, _size(e.path)
+
+
+def _size(path: bytes) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:  # a symlink that leads nowhere, or a loop
+        return 0
+
+
+def _local_error(e: OSError, path: str | bytes, uri: str) -> OSError:
+    """``e`` naming ``uri`` (not its bytes), or saying where a dangling symlink points."""
+    if isinstance(e, FileNotFoundError) and os.path.islink(path):
+        target = local_uri(os.fsencode(os.readlink(path)))
+        return FileNotFoundError(f"dangling symlink -> {target}")
+    return type(e)(e.errno, e.strerror, uri)
 
 
 @_retrying
 def exists(uri: str) -> bool:
+    if not is_s3(uri):
+        return os.path.isfile(_local_path(uri))
     fs, path = filesystem(uri)
     return fs.get_file_info(path).type == pafs.FileType.File
 
 
 @_retrying
 def read_bytes(uri: str) -> bytes:
+    if not is_s3(uri):
+        path = _local_path(uri)
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except OSError as e:
+            raise _local_error(e, path, uri) from None
     fs, path = filesystem(uri)
     with fs.open_input_stream(path) as f:
         return f.read()
@@ -158,7 +264,14 @@ def read_bytes(uri: str) -> bytes:
 
 @_retrying
 def open_input_file(uri: str):
-    """A seekable binary file (pyarrow ``NativeFile``) for streaming reads of large files."""
+    """A seekable binary file (a Python file locally, a pyarrow ``NativeFile`` on S3) for
+    streaming reads of large files."""
+    if not is_s3(uri):
+        path = _local_path(uri)
+        try:
+            return open(path, "rb")
+        except OSError as e:
+            raise _local_error(e, path, uri) from None
     fs, path = filesystem(uri)
     return fs.open_input_file(path)
 

@@ -4,6 +4,7 @@ committed). Every file has a RAVDESS name of actor 03 unless its kind is about t
 from __future__ import annotations
 
 import fractions
+import os
 import struct
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from media import tone, write_audio, write_video
 RATE = 48000
 LONG_S = 30 * 60
 UNICODE_DIR = "Actor 03 – Zoë ünïcode"  # spaces, an en dash and accents in a folder name
+LATIN1_DIR = os.fsdecode(b"Actor 03 \xe9t\xe9 100%")  # Latin-1 "été", not UTF-8; and a "%"
 
 FILES = {  # kind -> path under the corpus root
     "zero_bytes": "Actor_03/03-01-02-01-01-01-03.wav",
@@ -34,7 +36,18 @@ FILES = {  # kind -> path under the corpus root
     "unicode_folder": f"{UNICODE_DIR}/03-01-08-01-01-01-03.wav",
     "unicode_file_name": f"{UNICODE_DIR}/réunion d'équipe 01 🎙.wav",
     "impossible_emotion_09": "Actor_03/03-01-09-01-01-01-03.wav",
+    "audio_20_ms": "Actor_03/03-01-07-02-01-01-03.wav",
+    "non_utf8_folder": f"{LATIN1_DIR}/03-01-08-02-01-01-03.wav",
+    "non_utf8_file_name": os.fsdecode(b"Actor_03/r\xe9union \xab1\xbb.wav"),
+    "dangling_symlink": "Actor_03/03-01-08-02-02-01-03.wav",
 }
+LOCAL_ONLY = ("non_utf8_folder", "non_utf8_file_name", "dangling_symlink")
+"""Kinds an S3 bucket cannot hold (its keys are UTF-8 and it has no links)."""
+ESCAPED = {  # kind -> its path as emoray's URIs write it (storage: undecodable bytes as %XX)
+    "non_utf8_folder": "Actor 03 %E9t%E9 100%25/03-01-08-02-01-01-03.wav",
+    "non_utf8_file_name": "Actor_03/r%E9union %AB1%BB.wav",
+}
+DANGLING_TARGET = "../gone/03-01-08-02-02-01-03.wav"
 
 
 def write_bad_corpus(root: Path, face: np.ndarray) -> dict[str, Path]:
@@ -55,13 +68,16 @@ def write_bad_corpus(root: Path, face: np.ndarray) -> dict[str, Path]:
     write_audio(paths["clipped_audio"], np.clip(8 * speech, -1, 1), RATE)
     bars = np.tile(np.linspace(40, 200, 320, dtype=np.uint8)[None, None], (90, 180, 1))
     write_video(paths["video_without_face"], bars)
-    write_video(paths["one_frame_video"], face[None])
-    write_video(paths["video_4k"], _frames(cv2.resize(face, (3840, 2160)), 6))
+    write_video(paths["one_frame_video"], face[None])  # 33 ms: too short
+    write_video(paths["video_4k"], _frames(cv2.resize(face, (3840, 2160)), 6), fps=10)
     write_long_flac(paths["audio_30_min"], LONG_S)
     write_audio(paths["audio_8khz"], tone(3.0, 8000, freq=220.0, amp=0.3), 8000)
     write_audio(paths["audio_6_channels"], np.tile(speech, (6, 1)), RATE)
-    for kind in ("unicode_folder", "unicode_file_name", "impossible_emotion_09"):
+    for kind in ("unicode_folder", "unicode_file_name", "impossible_emotion_09",
+                 "non_utf8_folder", "non_utf8_file_name"):
         write_audio(paths[kind], speech, RATE)
+    write_audio(paths["audio_20_ms"], speech[: RATE // 50], RATE)
+    paths["dangling_symlink"].symlink_to(DANGLING_TARGET)
     return paths
 
 

@@ -14,6 +14,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 ACCESS_KEY = "EMORAYTESTACCESSKEY"
 SECRET_KEY = "emoray-test-secret-do-not-leak-7f3a9c"
@@ -66,11 +67,12 @@ class S3Server:
         return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
                             aws_secret_access_key=self.secret_key, region_name="us-east-1")
 
-    def upload_dir(self, local: Path, prefix: str) -> str:
-        """Upload a folder's files under ``s3://bucket/prefix``; returns that URI."""
+    def upload_dir(self, local: Path, prefix: str, skip: Iterable[Path] = ()) -> str:
+        """Upload a folder's files, but ``skip``, under ``s3://bucket/prefix``; returns that URI."""
         s3 = self.client()
+        skip = set(skip)
         for p in sorted(Path(local).rglob("*")):
-            if p.is_file():
+            if p.is_file() and p not in skip:
                 s3.upload_file(str(p), self.bucket, f"{prefix}/{p.relative_to(local).as_posix()}")
         return f"s3://{self.bucket}/{prefix}"
 

@@ -18,7 +18,7 @@ import av
 import cv2
 import numpy as np
 
-from emoray.errors import MediaError, too_long
+from emoray.errors import MediaError, too_long, too_short
 from emoray.features.config import VideoFeatureConfig
 from emoray.features.ffmpeg import ffmpeg_errors, open_media
 
@@ -43,24 +43,24 @@ _MAX_HEIGHT = 720
 _CENTRE_FRACTION = 0.75
 
 
-def video_features(src, cfg: VideoFeatureConfig,
-                   max_s: float | None = None) -> tuple[np.ndarray, bool]:
+def video_features(src, cfg: VideoFeatureConfig, max_s: float | None = None,
+                   min_s: float | None = None) -> tuple[np.ndarray, bool]:
     """(cfg.frames, cfg.height, cfg.width) uint8 face crops of a clip, and whether a face was found.
 
     ``src`` is a path or a binary file-like object. Without a face the crops are centre crops
     (flagged by ``False``, not an error). Raises ``MediaError("decode", reason)`` when the file
     cannot be decoded or has no video frames, ``MediaError("video", reason)`` when it declares
-    more than ``max_s`` seconds (when given).
+    more than ``max_s`` or less than ``min_s`` seconds (when given).
     """
-    frames_y, _ = sample_frames_y(src, cfg, max_s)
+    frames_y, _ = sample_frames_y(src, cfg, max_s, min_s)
     box = face_box(frames_y, cfg)
     if box is None:
         return crop_faces(frames_y, centre_box(frames_y.shape[1:], cfg), cfg), False
     return crop_faces(frames_y, box, cfg), True
 
 
-def sample_frames_y(src, cfg: VideoFeatureConfig,
-                    max_s: float | None = None) -> tuple[np.ndarray, float]:
+def sample_frames_y(src, cfg: VideoFeatureConfig, max_s: float | None = None,
+                    min_s: float | None = None) -> tuple[np.ndarray, float]:
     """The decode stage: Y planes (cfg.frames, H, W) uint8 of the sampled frames, and the fps.
 
     The window is the middle ``cfg.window_s`` of the clip (the whole clip if shorter); the
@@ -72,6 +72,8 @@ def sample_frames_y(src, cfg: VideoFeatureConfig,
         duration = _duration(stream)
         if max_s is not None and duration and duration > max_s:
             raise too_long("video", f"{duration:.1f} s", max_s)
+        if min_s is not None and duration is not None and duration < min_s:
+            raise too_short("video", duration, min_s)
         times = target_times(stream, cfg)
         out = None
         for k, frame in _pick(decoded_frames(stream, times[-1]), times):

@@ -5,7 +5,7 @@ null) and, for recordings longer than ``clip_max_s``, one row per window too.
 
 | column | type | meaning |
 | --- | --- | --- |
-| uri | string | source file |
+| uri | string | source file (a local name that is not UTF-8: undecodable bytes as ``%XX``, ``storage``) |
 | sha256 | string | SHA-256 of its content |
 | size_bytes | int64 | its size |
 | duration_s | float32 | its duration (container) |

@@ -1,7 +1,8 @@
 """Pure labeling stages, no Ray: one file -> model inputs (``prepare_file``) -> probabilities
 (``predict``) -> label rows (``file_rows``). ``label_file`` chains them for one file.
 
-A file no longer than ``clip_max_s`` is one clip and takes exactly the training feature path
+A file shorter than ``errors.MIN_CLIP_S`` is refused (``too short``). One no longer than
+``clip_max_s`` is one clip and takes exactly the training feature path
 (``decode_audio`` + ``audio_features``, ``video_features``). A longer one is labelled in windows,
 stream-decoded, plus a file row holding the mean of the window probabilities.
 """
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 
 from emoray import storage
-from emoray.errors import MediaError
+from emoray.errors import MIN_CLIP_S, MediaError, too_short
 from emoray.features.audio import audio_features, decode_audio, peak_dbfs
 from emoray.features.config import FeatureConfig
 from emoray.features.video import video_features
@@ -74,6 +75,8 @@ def prepare_file(uri: str, size: int, model_kind: str, features: FeatureConfig,
 
 
 def _check_fits(model_kind: str, info: Probe) -> None:
+    if info.duration_s < MIN_CLIP_S:
+        raise too_short("route", info.duration_s)
     if model_kind == "audio" and not info.has_audio:
         raise MediaError("route", "no audio stream, and the model is an audio model")
     if model_kind == "video" and not info.has_video:

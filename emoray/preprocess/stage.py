@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 
 from emoray import storage
 from emoray.catalog import Trial
-from emoray.errors import MediaError
+from emoray.errors import MIN_CLIP_S, MediaError, too_short
 from emoray.features.audio import audio_features, decode_audio, peak_dbfs
 from emoray.features.config import FeatureConfig
 from emoray.features.video import video_features
@@ -92,7 +92,7 @@ def featurize_trial(trial: dict, cfg: FeatureConfig, report: ShardReport) -> Cli
                 row.audio_uri, row.audio_sha256 = uri, source.sha256
             else:
                 row.video, row.face_detected = video_features(source.open(), cfg.video,
-                                                              MAX_CLIP_S)
+                                                              MAX_CLIP_S, MIN_CLIP_S)
                 row.video_uri, row.video_sha256 = uri, source.sha256
                 report.no_face += not row.face_detected
         except MediaError as e:
@@ -107,8 +107,10 @@ def featurize_trial(trial: dict, cfg: FeatureConfig, report: ShardReport) -> Cli
 
 def _audio(src, cfg: FeatureConfig):
     """The training audio path (``decode_audio`` + ``audio_features``, as labeling runs it) for a
-    clip of at most ``MAX_CLIP_S`` that is not silent: (features, duration in seconds)."""
+    clip of ``MIN_CLIP_S`` to ``MAX_CLIP_S`` that is not silent: (features, duration in seconds)."""
     wave = decode_audio(src, cfg.audio.sample_rate, MAX_CLIP_S)
+    if len(wave) < MIN_CLIP_S * cfg.audio.sample_rate:
+        raise too_short("audio", len(wave) / cfg.audio.sample_rate)
     peak = peak_dbfs(wave)
     if peak < SILENCE_DBFS:
         raise MediaError("audio", f"silent: peak {peak:.0f} dBFS is below {SILENCE_DBFS:.0f} dBFS")
