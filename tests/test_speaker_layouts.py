@@ -51,6 +51,30 @@ def test_one_clip_is_blended_with_the_population_and_many_keep_their_own():
     np.testing.assert_allclose(got[1], own[1], rtol=0.02)
 
 
+def test_a_lone_clip_standardised_at_its_level_does_not_change_with_gain():
+    """With the population moved to the speaker's level (``speaker_level``), a clip alone 20 dB
+    louder or quieter is standardised to the same input (log-mel dB: a gain adds a constant;
+    a summary moves along ``gain_direction``)."""
+    cfg = AudioNetConfig(speaker_norm=True, speaker_prior=PRIOR, speaker_level=True,
+                         members=(AudioNetConfig(speaker_norm=True),
+                                  AudioNetConfig(input="summary", speaker_norm=True)))
+    audio_in = audio_input(cfg, FEATURES.audio)
+    rng = np.random.default_rng(0)
+    clips = [audio_in(rng.normal(-40, 8, FEATURES.audio.shape)) for _ in range(20)]
+    pop = population({"all": each_clip_sums(clips, audio_in.blocks).sum(0)})
+    x = rng.normal(-35, 8, FEATURES.audio.shape)
+
+    def alone(frames, direction):
+        v = audio_in(frames)
+        st = statistics(clip_sums(["x"], [v], audio_in.blocks), pop, PRIOR, direction)["x"]
+        return normalise(v, *st, audio_in.blocks)
+
+    base = alone(x, audio_in.gain_direction)
+    for gain in (-20.0, 20.0):
+        np.testing.assert_allclose(alone(x + gain, audio_in.gain_direction), base, atol=2e-3)
+        assert np.abs(alone(x + gain, None) - alone(x, None)).max() > 1.0  # without: it moves
+
+
 def test_training_subsets_hold_their_clip_and_span_alone_to_all():
     keys = ["a"] * 40 + ["b"] * 20
     subsets = draw_subsets(keys, np.random.default_rng(0))

@@ -129,11 +129,15 @@ def clips(sums: SpeakerSums) -> dict[str, int]:
     return {key: int(round(s[0, 0])) if s.shape[1] else 0 for key, s in sums.items()}
 
 
-def statistics(sums: SpeakerSums, population=None, prior: float = 0.0) -> Stats:
+def statistics(sums: SpeakerSums, population=None, prior: float = 0.0,
+               direction: np.ndarray | None = None) -> Stats:
     """speaker -> (mean, std) per coefficient; with a ``population`` (mean, std) and a
     ``prior`` of k clips, a speaker of n clips is blended with it by weight n / (n + k): the
-    mean and variance of the mixture of the two."""
-    return {key: _moments(s, population, prior) for key, s in sums.items()}
+    mean and variance of the mixture of the two. With a gain ``direction`` (how each column
+    moves per dB of recording level, ``emoray.models.AudioInput.gain_direction``) the
+    population is first moved to the speaker's level, so a recording's level does not decide
+    what its standardised input looks like."""
+    return {key: _moments(s, population, prior, direction) for key, s in sums.items()}
 
 
 def population(sums: SpeakerSums) -> np.ndarray:
@@ -141,13 +145,17 @@ def population(sums: SpeakerSums) -> np.ndarray:
     return np.asarray(_moments(sum(sums.values()), None, 0.0), np.float32)
 
 
-def _moments(s: np.ndarray, population, prior: float) -> tuple[list[float], list[float]]:
+def _moments(s: np.ndarray, population, prior: float,
+             direction: np.ndarray | None = None) -> tuple[list[float], list[float]]:
     n_clips, n, total, squares = s
     mean = total / n
     var = np.maximum(squares / n - mean * mean, 0.0)
     if population is not None and prior > 0:
         w = n_clips / (n_clips + prior)
         p_mean, p_std = (np.asarray(v, np.float64) for v in population)
+        if direction is not None:  # the population at the speaker's level
+            r = np.asarray(direction, np.float64)
+            p_mean = p_mean + r * (r @ (mean - p_mean)) / (r @ r)
         blended = w * mean + (1 - w) * p_mean
         var = (w * (var + (mean - blended) ** 2)
                + (1 - w) * (p_std ** 2 + (p_mean - blended) ** 2))
@@ -173,11 +181,13 @@ def draw_subsets(keys, rng: np.random.Generator, full_share: float = 0.25) -> li
     return out
 
 
-def subset_statistics(sums: np.ndarray, subsets, population, prior: float) -> np.ndarray:
+def subset_statistics(sums: np.ndarray, subsets, population, prior: float,
+                      direction: np.ndarray | None = None) -> np.ndarray:
     """(mean, std) [N, 2, F] float32 of each clip from its subset of clips' ``sums``
-    [N, 4, F] (``each_clip_sums``), blended with ``population`` by the subset's size."""
-    return np.asarray([_moments(sums[idx].sum(0), population, prior) for idx in subsets],
-                      np.float32)
+    [N, 4, F] (``each_clip_sums``), blended with ``population`` by the subset's size (as
+    ``statistics``)."""
+    return np.asarray([_moments(sums[idx].sum(0), population, prior, direction)
+                       for idx in subsets], np.float32)
 
 
 def normalise(x: np.ndarray, mean, std, blocks: Blocks = None) -> np.ndarray:

@@ -69,7 +69,7 @@ def run_label(cfg: LabelConfig, files: list[storage.FileEntry] | None = None) ->
     grouped = parts and audio_in is not None and audio_in.speaker_norm and cfg.speakers != "none"
     sums = speaker_sums(cfg, files, pending, prepare, audio_in, key) if grouped else None
     readouts = readout_sums(cfg, files, pending, prepare, audio_in, key,
-                            blended(model, "input", sums)) \
+                            blended(model, "input", sums, audio_in)) \
         if grouped and audio_branch(model).readout_dim else None
     if parts:
         for batch in label_dataset(parts, cfg, info.kind, info.features, key, sums,
@@ -162,7 +162,8 @@ class Predictor:
         self.key = key
         self.audio_in = audio_input(audio_config(self.model), self.info.features.audio)
         self.norm = self.audio_in is not None and self.audio_in.speaker_norm
-        self.stats = None if sums is None else blended(self.model, "input", sums)
+        self.stats = None if sums is None else blended(self.model, "input", sums,
+                                                       self.audio_in)
         self.clips = None if sums is None else speakers.clips(sums)
         self.readouts = None if readouts is None else {  # speaker -> [2, D], once, not per row
             k: np.asarray(v, np.float32) for k, v in blended(self.model, "readout",
@@ -194,7 +195,7 @@ class Predictor:
         """Each clip standardised with its own statistics blended with the population, and
         with speaker heads its readout likewise."""
         own = [None if x is None else blended(self.model, "input", speakers.clip_sums(
-            ["clip"], [x], self.audio_in.blocks))["clip"] for x in audio]
+            ["clip"], [x], self.audio_in.blocks), self.audio_in)["clip"] for x in audio]
         audio = [x if x is None else speakers.normalise(x, *s, self.audio_in.blocks)
                  for x, s in zip(audio, own)]
         net = audio_branch(self.model)

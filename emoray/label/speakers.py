@@ -83,11 +83,14 @@ def readout_sums(cfg: LabelConfig, files: list[storage.FileEntry],
                        fn_constructor_args=(cfg.model, audio_in, stats, key)))
 
 
-def blended(model, part: str, sums: speakers.SpeakerSums) -> speakers.Stats:
+def blended(model, part: str, sums: speakers.SpeakerSums,
+            audio_in: AudioInput | None = None) -> speakers.Stats:
     """``sums`` as statistics blended with ``model``'s ``input`` or ``readout`` population
-    by its audio network's ``speaker_prior``."""
-    net = audio_branch(model)
-    return speakers.statistics(sums, population(model, part), net.cfg.speaker_prior)
+    by its audio network's ``speaker_prior`` (for the input, at each speaker's recording
+    level with ``speaker_level``: ``audio_in`` is the network's input)."""
+    cfg = audio_branch(model).cfg
+    direction = audio_in.gain_direction if part == "input" and cfg.speaker_level else None
+    return speakers.statistics(sums, population(model, part), cfg.speaker_prior, direction)
 
 
 def _cached(cfg: LabelConfig, name: str, files, pending, prepare, what: str, key,

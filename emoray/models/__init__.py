@@ -8,12 +8,14 @@ Every model has ``inputs`` (the shard / batch columns ``forward`` takes, in orde
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from emoray.features.config import AudioFeatureConfig, FeatureConfig
+from emoray.features.speakers import split_blocks
 from emoray.features.summary import clip_summary, summary_size
 from emoray.models.audio import AudioEnsemble, AudioNet, SummaryNet
 from emoray.models.config import (AudioNetConfig, FusionNetConfig, PRESETS, VideoNetConfig,
@@ -110,6 +112,15 @@ class AudioInput:
         """Columns of its speaker statistics."""
         blocks = self.blocks
         return sum(w for _, w in blocks) if blocks else self.part_shape(self.parts[0])[-1]
+
+    @functools.cached_property
+    def gain_direction(self) -> np.ndarray:
+        """[width]: how each column of its speaker statistics moves per dB of recording level
+        (log-mel frames: 1 each; a summary's elements: as ``clip_summary`` carries a shift of
+        its frames, which it does linearly)."""
+        x = np.random.default_rng(0).normal(-40.0, 10.0, self.shape).astype(np.float64)
+        diff = (np.asarray(self(x + 1.0), np.float64) - np.asarray(self(x), np.float64))
+        return np.concatenate([p.mean(0) for p in split_blocks(diff, self.blocks)])
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if self.identity:

@@ -61,6 +61,8 @@ class AudioNetConfig:
     #                             alone); the ensemble's applies to every member
     speaker_subsets: bool = False  # training: each clip's statistics from a random subset of
     #                                its speaker's clips (1 to all), as labeling sees them
+    speaker_level: bool = False  # blend with the population moved to the speaker's recording
+    #                              level, so that level does not decide a lone clip's label
 
     def validate(self) -> None:
         if self.speaker_head and self.members:
@@ -76,6 +78,8 @@ class AudioNetConfig:
             raise ConfigError(f"speaker_prior: must be >= 0, got {self.speaker_prior}")
         if (self.speaker_prior or self.speaker_subsets) and not self.speaker_norm:
             raise ConfigError("speaker_prior, speaker_subsets: need speaker_norm")
+        if self.speaker_level and not self.speaker_prior:
+            raise ConfigError("speaker_level: needs speaker_prior (a population to blend with)")
         if any(m.speaker_norm != self.speaker_norm for m in self.members):
             raise ConfigError("members: every member's speaker_norm must be the ensemble's "
                               f"({self.speaker_norm})")

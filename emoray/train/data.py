@@ -80,11 +80,12 @@ def _each_sums(batch: dict[str, np.ndarray], audio_in: AudioInput) -> dict[str, 
 
 
 def speaker_stats(ds: ray.data.Dataset, audio_in: AudioInput, train, prior: float = 0.0,
-                  subsets: bool = False, seed: int = 0,
-                  population: np.ndarray | None = None) -> SpeakerStats:
+                  subsets: bool = False, seed: int = 0, population: np.ndarray | None = None,
+                  level: bool = False) -> SpeakerStats:
     """``SpeakerStats`` of rows with audio (``audio_in`` of each clip), ``actor`` and
     ``trial_id``, from one distributed pass of per-clip sums; the population is that of the
-    ``train`` trials unless given (a trained model's)."""
+    ``train`` trials unless given (a trained model's), moved to each speaker's recording
+    level with ``level``."""
     rows = ds.map_batches(_each_sums, batch_format="numpy",
                           fn_kwargs={"audio_in": audio_in}).to_pandas()
     sums = np.stack(rows["sums"].to_numpy()) if len(rows) else np.zeros((0, 4, audio_in.width))
@@ -94,11 +95,13 @@ def speaker_stats(ds: ray.data.Dataset, audio_in: AudioInput, train, prior: floa
     if population is None and prior:
         population = speakers.population({"train": sums[is_train].sum(0)})
     per_actor = speakers.merge(*({k: s} for k, s in zip(keys, sums)))
-    out = SpeakerStats(speakers.statistics(per_actor, population, prior), population, prior)
+    direction = audio_in.gain_direction if level else None
+    out = SpeakerStats(speakers.statistics(per_actor, population, prior, direction), population,
+                       prior)
     if subsets:
         idx = np.flatnonzero(is_train)
         drawn = speakers.draw_subsets([keys[i] for i in idx], np.random.default_rng(seed))
-        clip_stats = speakers.subset_statistics(sums[idx], drawn, population, prior)
+        clip_stats = speakers.subset_statistics(sums[idx], drawn, population, prior, direction)
         for i, members, st in zip(idx, drawn, clip_stats):
             out.clips[trials[i]] = st
             out.subsets[trials[i]] = [trials[idx[j]] for j in members]
@@ -139,11 +142,11 @@ def audio_rows(ds: ray.data.Dataset, audio_in: AudioInput,
 
 
 def branch_datasets(data: str, kind: str, split: Split, cache: bool, seed: int,
-                    audio_in: AudioInput | None = None, prior: float = 0.0,
-                    subsets: bool = False) -> tuple[dict, SpeakerStats | None]:
+                    audio_in: AudioInput | None = None,
+                    net=None) -> tuple[dict, SpeakerStats | None]:
     """Rows that have the ``kind`` (audio or video) modality, and for a speaker-normalised
-    audio network the ``SpeakerStats`` they are standardised with (``speaker_stats`` with the
-    network's ``prior`` and ``subsets``)."""
+    audio network (``net``: its ``AudioNetConfig``) the ``SpeakerStats`` they are
+    standardised with (``speaker_stats`` with the network's prior, subsets and level)."""
     ds = read_shards(data, ["trial_id", "label", f"has_{kind}", kind]
                      + (["actor"] if audio_in and audio_in.speaker_norm else []))
     ds = ds.filter(expr=col(f"has_{kind}"))
@@ -151,7 +154,8 @@ def branch_datasets(data: str, kind: str, split: Split, cache: bool, seed: int,
     if kind == "audio":
         ds = model_input_rows(ds, audio_in)
         if audio_in.speaker_norm:
-            stats = speaker_stats(ds, audio_in, split.train, prior, subsets, seed)
+            stats = speaker_stats(ds, audio_in, split.train, net.speaker_prior,
+                                  net.speaker_subsets, seed, level=net.speaker_level)
             ds = audio_rows(ds, audio_in, stats)
     return split_datasets(ds, split, [kind], cache, seed), stats
 
@@ -186,7 +190,7 @@ def fusion_datasets(data: str, split: Split, audio_uri: str, video_uri: str, fea
         audio = load_model(audio_uri)[0]
         ds = audio_rows(ds, audio_in, speaker_stats(
             ds, audio_in, split.train, audio.cfg.speaker_prior,
-            population=population(audio, "input")))
+            population=population(audio, "input"), level=audio.cfg.speaker_level))
     ds = ds.filter(expr=col("has_video"))
     emb = ds.map_batches(Embedder, fn_constructor_args=(audio_uri, video_uri, features, use_gpu),
                          batch_size=32, compute=ray.data.ActorPoolStrategy(size=1),

@@ -126,8 +126,7 @@ def run_stage(kind: str, cfg: TrainConfig, split: Split, meta: pa.Table,
         model_cfg = model_config(kind, stage.preset, stage.model)
         audio_in = audio_input(model_cfg, features.audio) if kind == "audio" else None
         datasets, speaker_stats = train_data.branch_datasets(
-            cfg.data, kind, split, cfg.cache_data, cfg.seed, audio_in,
-            *((model_cfg.speaker_prior, model_cfg.speaker_subsets) if audio_in else ()))
+            cfg.data, kind, split, cfg.cache_data, cfg.seed, audio_in, model_cfg)
         dims = None
     spec = stage_spec(kind, stage, features, _labels(meta, split.train, kind),
                       "val" in datasets, cfg.seed, threads, cfg.workers.num_workers, dims,
