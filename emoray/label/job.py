@@ -24,7 +24,7 @@ import pyarrow as pa
 import ray
 import torch
 
-from emoray import storage
+from emoray import console, storage
 from emoray.artifact import load_model
 from emoray.features.config import FeatureConfig
 from emoray.features.speakers import normalise_clips, speaker_key
@@ -68,10 +68,12 @@ def run_label(cfg: LabelConfig, files: list[storage.FileEntry] | None = None) ->
     readouts = readout_statistics(cfg, files, pending, prepare, audio_in, stats) \
         if stats is not None and audio_branch(model).readout_dim else None
     if parts:
-        for batch in label_dataset(parts, cfg, info.kind, info.features, stats,
-                                   readouts).iter_batches(batch_size=None,
-                                                          batch_format="pyarrow"):
-            assembler.add(batch.to_pylist())
+        with console.bar("label", len(pending), "file") as bar:
+            for batch in label_dataset(parts, cfg, info.kind, info.features, stats,
+                                       readouts).iter_batches(batch_size=None,
+                                                              batch_format="pyarrow"):
+                assembler.add(batch.to_pylist())
+                bar.update(assembler.files_done - bar.n)
     if assembler.pending:
         raise RuntimeError(f"parts left incomplete: {sorted(assembler.pending)[:5]}")
     elapsed = time.perf_counter() - start
