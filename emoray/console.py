@@ -25,6 +25,8 @@ QUIET_LOGGERS = (
     "py.warnings",  # the driver's Python warnings (deprecations and the like)
     # A local Ray says so at every start: the cluster's setting, not a problem of the run.
     "ray._private.authentication.authentication_token_setup",
+    # Ray Data's notes on its own progress bars (emoray's are shown instead) and their names.
+    "ray.data._internal.progress",
 )
 """Loggers that write only to ``DRIVER_LOG`` when quiet."""
 
