@@ -38,8 +38,8 @@ def run_command(prog: str, configure: Callable[[], C], work: Callable[[C], int],
         print(f"{prog}: config error: {e}", file=sys.stderr)
         return 2
     console.set_verbose(args.verbose)
-    init_ray(args.num_cpus)
     try:
+        init_ray(args.num_cpus)
         return work(cfg)
     except Exception as e:  # noqa: BLE001 - report without leaking credentials
         if console.verbose():
