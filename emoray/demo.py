@@ -5,12 +5,13 @@ the archive), then evaluate the fusion model on the archive, whose names give th
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import sys
 from pathlib import Path
 
-from emoray import storage
+from emoray import console, storage
 from emoray.evaluate import evaluate
 from emoray.evaluate.run import RESULT
 from emoray.evaluate.score import format_report
@@ -33,15 +34,26 @@ def stills_dir() -> Path | None:
     return data / "ravdess-stills" if (data / "ravdess-stills").is_dir() else None
 
 
-def main() -> int:
-    cfg = load_pipeline_config("jobs/configs/pipeline.yaml", OVERRIDES)
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m emoray.demo", description=__doc__)
+    p.add_argument("--verbose", action="store_true",
+                   help=f"show Ray's own logs too (or set {console.VERBOSE_ENV}=1)")
+    p.add_argument("overrides", nargs="*", help="pipeline config overrides, section.key=value")
+    args = p.parse_args(argv)
+    console.set_verbose(args.verbose)
+    cfg = load_pipeline_config("jobs/configs/pipeline.yaml", OVERRIDES + args.overrides)
     print(f"emoray demo: synthesizing 4 actors in {cfg.preprocess.input} and a held-out "
           f"archive in {cfg.label.input} ...", flush=True)
-    synthesize_corpus(cfg.preprocess.input, actors=(1, 2, 3, 4), seed=0,
-                      modalities=("audio", "video"), width=640, height=360,
-                      stills_dir=stills_dir())
-    synthesize_corpus(cfg.label.input, actors=(5,), seed=1, modalities=("audio", "video", "av"),
-                      emotions=(1, 4, 5, 8), width=640, height=360, stills_dir=stills_dir())
+    with console.bar("synthesize", 5, "actor") as bar:
+        for actor in (1, 2, 3, 4):
+            synthesize_corpus(cfg.preprocess.input, actors=(actor,), seed=0,
+                              modalities=("audio", "video"), width=640, height=360,
+                              stills_dir=stills_dir())
+            bar.update()
+        synthesize_corpus(cfg.label.input, actors=(5,), seed=1,
+                          modalities=("audio", "video", "av"), emotions=(1, 4, 5, 8),
+                          width=640, height=360, stills_dir=stills_dir())
+        bar.update()
     init_ray()
     result = run_pipeline(cfg)
     # The archive is labelled already: evaluating into the same output only scores the labels.

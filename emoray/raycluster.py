@@ -8,18 +8,21 @@ import sys
 
 import ray
 
+from emoray import console
 from emoray.config import ConfigError
 
 
 def init_ray(num_cpus: int | None = None) -> None:
-    """Join the cluster the job was submitted to, else start a local Ray (``num_cpus`` there)."""
+    """Join the cluster the job was submitted to, else start a local Ray (``num_cpus`` there);
+    quiet unless verbose (``emoray.console``)."""
     if ray.is_initialized():
         return
+    options = console.ray_init_options()
     if os.environ.get("RAY_ADDRESS"):
-        ray.init(log_to_driver=True)
+        ray.init(**options)
     else:
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False)
-    ray.data.DataContext.get_current().enable_progress_bars = True
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **options)
+    console.configure()
 
 
 BUILTIN_RESOURCES = ("CPU", "GPU", "memory", "object_store_memory")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 
-from emoray.command import run_command
+from emoray.command import add_run_options, run_command
 from emoray.config import build, load_yaml
 from emoray.evaluate.run import evaluate
 from emoray.evaluate.score import format_report
@@ -21,7 +21,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--data", required=True, help="folder or s3:// prefix of RAVDESS-named files")
     p.add_argument("--output", help="folder or s3:// prefix for the labels and evaluation.json "
                                     "(default: a temporary folder)")
-    p.add_argument("--num-cpus", type=int, help="CPUs of a local Ray (ignored on a cluster)")
+    add_run_options(p)
     p.add_argument("overrides", nargs="*", help="labeling settings, key=value "
                                                 "(jobs/configs/label.yaml fields)")
     args = p.parse_args(argv)
@@ -34,4 +34,4 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="emoray-evaluate-") as tmp:
         return run_command("emoray evaluate", lambda: build(LabelConfig, {
             **load_yaml(None, args.overrides), "model": args.model, "input": args.data,
-            "output": args.output or tmp}), work, args.num_cpus)
+            "output": args.output or tmp}), work, args)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from emoray.command import run_command
+from emoray.command import add_run_options, run_command
 from emoray.config import build, load_yaml
 from emoray.label.config import DEFAULT_MODEL, LabelConfig
 from emoray.label.job import run_label
@@ -17,7 +17,7 @@ def main(argv: list[str]) -> int:
                                    f"{DEFAULT_MODEL}, built by `make speech-model`)")
     p.add_argument("--input", help="folder or s3:// prefix of media (searched recursively)")
     p.add_argument("--output", help="folder or s3:// prefix for labels/ and errors/ parts")
-    p.add_argument("--num-cpus", type=int, help="CPUs of a local Ray (ignored on a cluster)")
+    add_run_options(p)
     p.add_argument("overrides", nargs="*", help="config overrides, key=value")
     args = p.parse_args(argv)
 
@@ -31,4 +31,4 @@ def main(argv: list[str]) -> int:
         run_label(cfg)
         return 0
 
-    return run_command("emoray label", configure, work, args.num_cpus)
+    return run_command("emoray label", configure, work, args)

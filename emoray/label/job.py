@@ -24,7 +24,7 @@ import pyarrow as pa
 import ray
 import torch
 
-from emoray import storage
+from emoray import console, storage
 from emoray.artifact import load_model
 from emoray.features import speakers
 from emoray.features.config import FeatureConfig
@@ -72,10 +72,12 @@ def run_label(cfg: LabelConfig, files: list[storage.FileEntry] | None = None) ->
                             blended(model, "input", sums, audio_in)) \
         if grouped and audio_branch(model).readout_dim else None
     if parts:
-        for batch in label_dataset(parts, cfg, info.kind, info.features, key, sums,
-                                   readouts).iter_batches(batch_size=None,
-                                                          batch_format="pyarrow"):
-            assembler.add(batch.to_pylist())
+        with console.bar("label", len(pending), "file") as bar:
+            for batch in label_dataset(parts, cfg, info.kind, info.features, key, sums,
+                                       readouts).iter_batches(batch_size=None,
+                                                              batch_format="pyarrow"):
+                assembler.add(batch.to_pylist())
+                bar.update(assembler.files_done - bar.n)
     if assembler.pending:
         raise RuntimeError(f"parts left incomplete: {sorted(assembler.pending)[:5]}")
     elapsed = time.perf_counter() - start

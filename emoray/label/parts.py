@@ -128,6 +128,7 @@ class Assembler:
         self.items: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
         self.complete: dict[str, set[str]] = defaultdict(set)
         self.committed: list[tuple[str, int, int, int]] = []  # part, files, window rows, errors
+        self.files_done = 0  # files complete, committed or not
 
     def add(self, rows: list[dict]) -> None:
         touched = set()
@@ -137,8 +138,9 @@ class Assembler:
             self.items[row["part"]][row["uri"]].append(row)
             touched.add((row["part"], row["uri"]))
         for part, uri in touched:
-            if _file_complete(self.items[part][uri]):
+            if uri not in self.complete[part] and _file_complete(self.items[part][uri]):
                 self.complete[part].add(uri)
+                self.files_done += 1
                 if self.complete[part] == self.pending[part]:
                     self._commit(part)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from emoray.command import run_command
+from emoray.command import add_run_options, run_command
 from emoray.pipeline.config import PipelineConfig, load_pipeline_config
 from emoray.pipeline.run import format_summary, run_pipeline
 
@@ -12,7 +12,7 @@ from emoray.pipeline.run import format_summary, run_pipeline
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="emoray pipeline", description=__doc__)
     p.add_argument("--config", required=True, help="YAML config (jobs/configs/pipeline.yaml)")
-    p.add_argument("--num-cpus", type=int, help="CPUs of a local Ray (ignored on a cluster)")
+    add_run_options(p)
     p.add_argument("overrides", nargs="*", help="config overrides, section.key=value "
                                                 "(e.g. preprocess.input=s3://b/in "
                                                 "train.audio.epochs=5)")
@@ -24,4 +24,4 @@ def main(argv: list[str]) -> int:
 
     return run_command("emoray pipeline", lambda: load_pipeline_config(args.config,
                                                                        args.overrides),
-                       work, args.num_cpus)
+                       work, args)

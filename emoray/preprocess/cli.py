@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from emoray.command import run_command
+from emoray.command import add_run_options, run_command
 from emoray.config import build, load_yaml
 from emoray.preprocess.job import PreprocessConfig, run_preprocess
 
@@ -15,7 +15,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--input", help="folder or s3:// prefix of media files")
     p.add_argument("--output", help="folder or s3:// prefix for shards and manifest")
     p.add_argument("--features", help="feature preset: default or paper")
-    p.add_argument("--num-cpus", type=int, help="CPUs of a local Ray (ignored on a cluster)")
+    add_run_options(p)
     p.add_argument("overrides", nargs="*", help="config overrides, key.sub=value")
     args = p.parse_args(argv)
 
@@ -26,4 +26,4 @@ def main(argv: list[str]) -> int:
         return build(PreprocessConfig, data)
 
     return run_command("emoray preprocess", configure,
-                       lambda cfg: 0 if run_preprocess(cfg)["n_clips"] else 1, args.num_cpus)
+                       lambda cfg: 0 if run_preprocess(cfg)["n_clips"] else 1, args)

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import ray
 
 import emoray
-from emoray import storage
+from emoray import console, storage
 from emoray.catalog import build_catalog, find_duplicates
 from emoray.config import ConfigError, check_uri
 from emoray.features.config import FeatureConfig, preset
@@ -111,8 +111,12 @@ def _run_shards(specs: list[ShardSpec], features: FeatureConfig,
                              override_num_blocks=len(specs))
     ds = ds.map(_shard_task, fn_kwargs={"cfg": features.to_dict(), "output": cfg.output},
                 num_cpus=cfg.num_cpus, **pinned(cfg.node_resource))
-    rows = sorted(ds.take_all(), key=lambda r: r["path"])
-    return [ShardReport(**r) for r in rows]
+    rows = []
+    with console.bar("preprocess", len(specs), "shard") as bar:
+        for row in ds.iter_rows():
+            rows.append(row)
+            bar.update()
+    return [ShardReport(**r) for r in sorted(rows, key=lambda r: r["path"])]
 
 
 def _write_errors(output: str, errors: list[dict]) -> None:

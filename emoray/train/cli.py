@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 
 from emoray import storage
-from emoray.command import run_command
+from emoray.command import add_run_options, run_command
 
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="emoray train", description=__doc__)
     p.add_argument("--config", required=True, help="YAML config (jobs/configs/train_*.yaml)")
-    p.add_argument("--num-cpus", type=int, help="CPUs of a local Ray (ignored on a cluster)")
+    add_run_options(p)
     p.add_argument("overrides", nargs="*", help="config overrides, key.sub=value "
                                                 "(e.g. audio.epochs=5 protocol.kind=actors)")
     args = p.parse_args(argv)
@@ -28,4 +28,4 @@ def main(argv: list[str]) -> int:
         return 0
 
     return run_command("emoray train", lambda: load_train_config(args.config, args.overrides),
-                       work, args.num_cpus)
+                       work, args)

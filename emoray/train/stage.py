@@ -28,6 +28,7 @@ from emoray.train import data as train_data
 from emoray.train import speaker_head
 from emoray.train.config import StageConfig, TrainConfig, WorkersConfig
 from emoray.train.loop import STATE_FILE, build_trainable, train_loop
+from emoray.train.progress import epoch_bar
 from emoray.train.splits import Split
 
 
@@ -132,15 +133,16 @@ def run_stage(kind: str, cfg: TrainConfig, split: Split, meta: pa.Table,
                       "val" in datasets, cfg.seed, threads, cfg.workers.num_workers, dims,
                       "test" in datasets)
     fs, ckpt_path = storage.filesystem(storage.join(run_uri, "checkpoints"))
-    trainer = TorchTrainer(
-        train_loop, train_loop_config=spec, scaling_config=scaling_config, datasets=datasets,
-        dataset_config=DataConfig(datasets_to_split=["train"]),
-        run_config=RunConfig(
-            name=f"{split.name}-{kind}", storage_path=ckpt_path,
-            storage_filesystem=fs if storage.is_s3(run_uri) else None,
-            failure_config=FailureConfig(max_failures=cfg.workers.max_failures),
-            checkpoint_config=CheckpointConfig(num_to_keep=2)))
-    result = trainer.fit()
+    with epoch_bar(f"train {kind} ({split.name})", stage.epochs) as callbacks:
+        trainer = TorchTrainer(
+            train_loop, train_loop_config=spec, scaling_config=scaling_config,
+            datasets=datasets, dataset_config=DataConfig(datasets_to_split=["train"]),
+            run_config=RunConfig(
+                name=f"{split.name}-{kind}", storage_path=ckpt_path,
+                storage_filesystem=fs if storage.is_s3(run_uri) else None,
+                failure_config=FailureConfig(max_failures=cfg.workers.max_failures),
+                checkpoint_config=CheckpointConfig(num_to_keep=2), callbacks=callbacks))
+        result = trainer.fit()
     with result.checkpoint.as_directory() as d:
         state = torch.load(os.path.join(d, STATE_FILE), map_location="cpu", weights_only=True)
 

@@ -1,0 +1,69 @@
+"""What the commands show: quiet by default (a bar per stage, emoray's summary lines, Ray's
+own logs in its log folder), everything with --verbose, a failure as one line."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import ray
+import ray.train
+from ray.train import RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+
+from emoray.command import failure_line
+from emoray.train.progress import epoch_bar
+
+
+def _preprocess(src, out, *extra, env=None):
+    cmd = [sys.executable, "-m", "emoray", "preprocess", "--input", str(src), "--output",
+           str(out), "--num-cpus", "1", *extra]
+    env = {**{k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS",
+                                                                "EMORAY_VERBOSE")},
+           **(env or {})}
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r.stdout + r.stderr
+
+
+def test_a_command_is_quiet_unless_verbose(synth_corpus, tmp_path):
+    src = tmp_path / "in" / "Actor_01"
+    src.mkdir(parents=True)
+    for f in sorted((synth_corpus / "Actor_01").glob("03-*.wav"))[:6]:
+        shutil.copy(f, src)
+    quiet = _preprocess(src.parent, tmp_path / "quiet", "shard_size=2")
+    assert quiet.count("\n") <= 4, quiet  # start, bar (one line of updates), two summaries
+    assert "preprocess: 100%" in quiet and "3/3" in quiet
+    assert "6 clips in 3 shards" in quiet
+    assert " INFO " not in quiet and "(pid=" not in quiet and "Warning" not in quiet
+    for loud in (_preprocess(src.parent, tmp_path / "v1", "shard_size=2", "--verbose"),
+                 _preprocess(src.parent, tmp_path / "v2", "shard_size=2",
+                             env={"EMORAY_VERBOSE": "1"})):
+        assert "Started a local Ray instance" in loud and "6 clips in 3 shards" in loud
+
+
+def test_failure_line_is_the_workers_own_error(ray_local):
+    @ray.remote
+    def broken():
+        raise ValueError("bad input\nsecond line")
+
+    with pytest.raises(Exception) as task:
+        ray.get(broken.remote())
+    assert "ray::broken()" in str(task.value)  # Ray's wrapper carries the remote traceback
+    assert failure_line(task.value) == "ValueError: bad input"
+
+
+def test_epoch_bar_follows_the_training_reports(ray_local, tmp_path, capfd):
+    def loop(config):
+        for epoch in (1, 2, 3):
+            ray.train.report({"epoch": epoch, "train_acc": 0.5, "val_acc": 0.25})
+        ray.train.report({"epoch": 3, "final": True})
+
+    with epoch_bar("train toy (s0)", 3, poll_s=0.1) as callbacks:
+        TorchTrainer(loop, scaling_config=ScalingConfig(num_workers=1),
+                     run_config=RunConfig(name="toy", storage_path=str(tmp_path),
+                                          callbacks=callbacks)).fit()
+    err = capfd.readouterr().err
+    assert "train toy (s0): 100%" in err and "3/3" in err
+    assert "train=50%, val=25%" in err
