@@ -22,9 +22,10 @@ def _preprocess(src, out, *extra, env=None):
     env = {**{k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS",
                                                                 "EMORAY_VERBOSE")},
            **(env or {})}
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return r.stdout + r.stderr
+    r = subprocess.run(cmd, capture_output=True, env=env, timeout=300)  # bytes: keeps the \r
+    out, err = r.stdout.decode(), r.stderr.decode()  # of a bar's updates on one line
+    assert r.returncode == 0, err[-3000:]
+    return out + err
 
 
 def test_a_command_is_quiet_unless_verbose(synth_corpus, tmp_path):
