@@ -15,14 +15,15 @@ C = TypeVar("C")
 
 
 def run_command(prog: str, configure: Callable[[], C], work: Callable[[C], int],
-                num_cpus: int | None = None) -> int:
-    """``work(configure())`` on Ray; returns the exit status."""
+                num_cpus: int | None = None, ray: bool = True) -> int:
+    """``work(configure())`` on Ray (``ray=False``: without it); returns the exit status."""
     try:
         cfg = configure()
     except ConfigError as e:
         print(f"{prog}: config error: {e}", file=sys.stderr)
         return 2
-    init_ray(num_cpus)
+    if ray:
+        init_ray(num_cpus)
     try:
         return work(cfg)
     except Exception as e:  # noqa: BLE001 - report without leaking credentials
