@@ -12,6 +12,7 @@ COMMANDS = {
     "label": ("emoray.label.cli", "label media with a model artifact (Ray Data batch inference)"),
     "pipeline": ("emoray.pipeline.cli", "preprocess -> train -> label in one job"),
     "evaluate": ("emoray.evaluate.cli", "score a model on RAVDESS-named files (labels from names)"),
+    "report": ("emoray.report", "rebuild the label report of a labeling output"),
 }
 
 

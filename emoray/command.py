@@ -29,9 +29,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def run_command(prog: str, configure: Callable[[], C], work: Callable[[C], int],
-                args: argparse.Namespace) -> int:
-    """``work(configure())`` on Ray with ``args`` of ``add_run_options``; returns the exit
-    status."""
+                args: argparse.Namespace, ray: bool = True) -> int:
+    """``work(configure())`` on Ray (``ray=False``: without it) with ``args`` of
+    ``add_run_options``; returns the exit status."""
     try:
         cfg = configure()
     except ConfigError as e:
@@ -39,7 +39,8 @@ def run_command(prog: str, configure: Callable[[], C], work: Callable[[C], int],
         return 2
     console.set_verbose(args.verbose)
     try:
-        init_ray(args.num_cpus)
+        if ray:
+            init_ray(args.num_cpus)
         return work(cfg)
     except Exception as e:  # noqa: BLE001 - report without leaking credentials
         if console.verbose():

@@ -197,6 +197,20 @@ def test_each_file_goes_to_the_model_for_its_media(labelled):
     np.testing.assert_allclose([rows["meeting 01.mp4"][c] for c in PROB_COLUMNS], mean, atol=1e-6)
 
 
+def test_the_output_holds_its_report(labelled, source):
+    out, summary = labelled
+    assert summary["report"] == f"{out}/report/index.md"
+    page = storage.read_bytes(summary["report"]).decode()
+    assert (f"**158 files**: 155 labelled (1 of them in windows, {summary['windows']} window "
+            "rows), 3 errors.") in page
+    assert f"`{source}/misc/meeting 01.mp4`: 44.5 s, {summary['windows']} windows" in page
+    assert f"| probe | 2 | not a readable audio or video file" in page
+    pngs = sorted(f.uri.rsplit("/", 1)[-1] for f in storage.list_files(f"{out}/report")
+                  if f.uri.endswith(".png"))
+    assert pngs == ["confidence.png", "errors.png", "labels.png", "timeline-1.png"]
+    assert all(f"]({name})" in page for name in pngs)
+
+
 def test_known_emotions_come_out_right(labelled, model):
     _, net, audio = model
     hits: dict[str, list[bool]] = {}

@@ -31,6 +31,7 @@ from emoray.features.config import FeatureConfig
 from emoray.features.speakers import SpeakerSums, normalise_clips, speaker_key
 from emoray.label.config import LabelConfig
 from emoray.label.parts import Assembler, Part, plan_parts, recover
+from emoray.label.report import write_report
 from emoray.label.schema import ITEMS_SCHEMA, item_row, predicted_table, tensors
 from emoray.label.speakers import blended, load_grouping, readout_sums, speaker_sums
 from emoray.label.stage import Settings, predict, prepare_file
@@ -43,7 +44,7 @@ _BLOCK_BYTES = 16 << 20  # a long recording's windows leave its task in blocks o
 
 def run_label(cfg: LabelConfig, files: list[storage.FileEntry] | None = None) -> dict:
     """Label every file under ``cfg.input`` (or only ``files``, entries of that listing) not
-    yet in ``cfg.output``; returns a summary."""
+    yet in ``cfg.output``, then write its report (``report/``); returns a summary."""
     start = time.perf_counter()
     model_id = hashlib.sha256(storage.read_bytes(cfg.model)).hexdigest()[:16]
     model, info = load_model(cfg.model)
@@ -89,6 +90,8 @@ def run_label(cfg: LabelConfig, files: list[storage.FileEntry] | None = None) ->
     print(f"emoray label: {summary['labelled']} files labelled ({summary['windows']} window "
           f"rows), {summary['errors']} errors, {summary['parts']} parts in {elapsed:.1f} s "
           f"({len(pending) / elapsed:.1f} files/s)", flush=True)
+    summary["report"] = write_report(cfg.output)
+    print(f"emoray label: report {summary['report']}", flush=True)
     return summary
 
 

@@ -8,20 +8,16 @@ over splits) and ``curves_<stage>.png`` (loss and accuracy, train vs validation)
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 
-import matplotlib
+from matplotlib.ticker import MaxNLocator
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-import numpy as np  # noqa: E402
-
-from emoray import storage  # noqa: E402
-from emoray.models.config import model_config  # noqa: E402
-from emoray.ravdess import EMOTIONS  # noqa: E402
-from emoray.train.metrics import confusion, normalised, scores  # noqa: E402
+from emoray import storage
+from emoray.figures import plt, write_png
+from emoray.models.config import model_config
+from emoray.ravdess import EMOTIONS
+from emoray.train.metrics import confusion, normalised, scores
 
 PAPER_ACCURACY = {"audio": 64.09, "video": 59.07, "fusion": 66.90}
 """Sultana et al., Table III (RAVDESS accuracy, %)."""
@@ -110,9 +106,9 @@ def write_report(report_uri: str, cfg, splits, results: list[dict]) -> dict:
         title = stage_title(kind, getattr(cfg, kind))
         stages[kind] = {"title": title, **stage_metrics(mine)}
         if stages[kind]["test"] is not None:
-            _write_png(storage.join(report_uri, f"confusion_{kind}.png"),
+            write_png(storage.join(report_uri, f"confusion_{kind}.png"),
                        plot_confusion(np.asarray(stages[kind]["confusion"]), title))
-        _write_png(storage.join(report_uri, f"curves_{kind}.png"),
+        write_png(storage.join(report_uri, f"curves_{kind}.png"),
                    plot_curves({r["split"]: r["history"] for r in mine}, title))
     metrics = {
         "run": cfg.name, "data": cfg.data, "labels": list(EMOTIONS),
@@ -239,10 +235,3 @@ def plot_curves(histories: dict[str, list[dict]], title: str):
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
-
-
-def _write_png(uri: str, fig) -> None:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    storage.write_bytes(uri, buf.getvalue())
