@@ -142,8 +142,10 @@ def test_speaker_table_when_rows_name_speakers(tmp_path):
     for part in storage.list_files(f"{out}/labels"):  # rows of a job that names speakers
         t = pq.read_table(part.uri)
         speaker = [names.get(u) for u in t["uri"].to_pylist()]
-        t = t.append_column("speaker", pa.array(speaker, pa.string())).append_column(
-            "speaker_clips", pa.array([{"alice": 40, "bob": 12}.get(n) for n in speaker]))
+        clips = [{"alice": 40, "bob": 12}.get(n) for n in speaker]
+        for name, values in (("speaker", speaker), ("speaker_clips", clips)):
+            i = t.schema.get_field_index(name)
+            t = t.set_column(i, t.schema.field(i), pa.array(values, t.schema.field(i).type))
         pq.write_table(t, part.uri)
     page = open(write_report(out)).read()
     body = table(page, "Speakers")
