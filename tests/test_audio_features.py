@@ -6,6 +6,7 @@ import pytest
 from emoray.errors import MediaError
 from emoray.features.audio import audio_clip_features, audio_features, decode_audio
 from emoray.features.config import preset
+from conftest import real_data
 from media import tone, write_audio, write_video
 
 DEFAULT = preset("default").audio
@@ -75,8 +76,8 @@ def test_video_without_audio_stream(tmp_path):
         decode_audio(str(path), 16000)
 
 
-def test_real_ravdess_stereo_and_mono_files(data_dir):
-    actor = data_dir / "ravdess-speech-48k" / "Actor_01"
+def test_real_ravdess_stereo_and_mono_files():
+    actor = real_data("ravdess-speech-48k/Actor_01")
     stereo = audio_clip_features(str(actor / "03-01-02-01-01-02-01.wav"), DEFAULT)[0]
     mono = audio_clip_features(str(actor / "03-01-02-01-01-01-01.wav"), DEFAULT)[0]
     # same actor, emotion and sentence: the stereo take's features look like the mono take's

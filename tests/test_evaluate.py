@@ -25,6 +25,7 @@ from emoray.ravdess import parse_name
 from emoray.synth.corpus import synthesize_corpus
 from emoray.train.metrics import confusion
 from emoray.train.speaker_head import fit_speaker_heads, readout_statistics
+from conftest import real_data
 from test_label_job import _fit
 
 FEATURES = preset("default")
@@ -122,15 +123,16 @@ def test_evaluate_scores_files_against_their_names(ray_local, audio_model, held_
     assert [int(v) for v in row.split()[1:]] == result["confusion"][4]
 
 
-def test_real_flac_and_wav_files_are_scored(ray_local, audio_model, data_dir, tmp_path):
+def test_real_flac_and_wav_files_are_scored(ray_local, audio_model, tmp_path):
     """The same eight real trials as 16 kHz FLAC and as the original 48 kHz WAV."""
     model, net = audio_model
-    names = sorted(p.stem for p in (data_dir / "ravdess-speech-48k" / "Actor_01").glob("*.wav"))
+    actor = {rate: real_data(f"ravdess-speech-{rate}/Actor_01") for rate in ("16k", "48k")}
+    names = sorted(p.stem for p in actor["48k"].glob("*.wav"))
     names = names[::8][:8]
     for sub, ext, rate in (("flac", "flac", "16k"), ("wav", "wav", "48k")):
         (tmp_path / "data" / sub).mkdir(parents=True)
         for n in names:
-            shutil.copy(data_dir / f"ravdess-speech-{rate}" / "Actor_01" / f"{n}.{ext}",
+            shutil.copy(actor[rate] / f"{n}.{ext}",
                         tmp_path / "data" / sub)
     result = evaluate(LabelConfig(model=model, input=str(tmp_path / "data"),
                                   output=str(tmp_path / "eval")))
