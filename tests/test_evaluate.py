@@ -162,14 +162,18 @@ def speaker_model(synth_corpus, tmp_path_factory):
     return fit_audio(synth_corpus, tmp_path_factory.mktemp("model") / "audio-spk.pt", True)
 
 
+COMPUTED = "speaker statistics of"  # the labeling job's line when it computes them
+
+
 def test_speaker_normalised_model_uses_each_speakers_own_statistics(
-        ray_local, speaker_model, held_out, tmp_path):
+        ray_local, speaker_model, held_out, tmp_path, capsys):
     """Actor 3 (never trained on) is standardised with statistics of its own files (evaluate
-    labels only RAVDESS-named ones); the statistics are kept with the output and reused by a
-    re-run."""
+    labels only RAVDESS-named ones); the statistics are kept with the output, and a re-run
+    reads them instead of computing them again."""
     model, net = speaker_model
     out = tmp_path / "eval"
     result = evaluate(LabelConfig(model=model, input=str(held_out), output=str(out)))
+    assert COMPUTED in capsys.readouterr().out
     wavs = sorted((held_out / "Actor_03").glob("03-*.wav"))
     feats = {p: audio_clip_features(str(p), FEATURES.audio)[0] for p in wavs}
     stats = statistics(clip_sums([speaker_key(str(p)) for p in feats], feats.values()))
@@ -187,6 +191,7 @@ def test_speaker_normalised_model_uses_each_speakers_own_statistics(
     saved_bytes = (out / "speakers.json").read_bytes()
     shutil.rmtree(out / "labels")
     again = evaluate(LabelConfig(model=model, input=str(held_out), output=str(out)))
+    assert COMPUTED not in capsys.readouterr().out  # read from speakers.json
     assert again["confusion"] == result["confusion"]
     assert (out / "speakers.json").read_bytes() == saved_bytes
 

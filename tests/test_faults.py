@@ -97,8 +97,8 @@ def own_store(tmp_path, monkeypatch):
 
 def test_labeling_rides_out_an_object_store_outage(own_store, synth_corpus, tmp_path):
     """Stop the S3 server once the first part is committed, start it again on the same ports
-    and data a few seconds later: storage retries carry the job through, and every file is
-    labelled exactly once."""
+    and data a few seconds later: the job's requests meet the outage and are retried (it says
+    so), and every file is labelled exactly once."""
     server = own_store
     src = server.upload_dir(synth_corpus, "archive")
     model = f"s3://{server.bucket}/models/fusion.pt"
@@ -119,10 +119,8 @@ def test_labeling_rides_out_an_object_store_outage(own_store, synth_corpus, tmp_
             time.sleep(0.1)
         assert committed and proc.poll() is None, "labeling ended before the outage"
         server.stop()
-        down = time.monotonic()
         time.sleep(3)
         server.start()
-        outage = time.monotonic() - down
         rc = proc.wait(timeout=300)
     finally:
         if proc.poll() is None:
@@ -135,7 +133,9 @@ def test_labeling_rides_out_an_object_store_outage(own_store, synth_corpus, tmp_
     files = labels.filter(pc.is_null(labels["window_start_s"]))
     uris = files.column("uri").to_pylist()
     assert len(uris) == len(set(uris)) == 152 and committed < 76  # 152 files, 2 per part
-    assert outage > 3 and server.secret_key not in text
+    retries = [line for line in text.splitlines() if "emoray: object store not answering" in line]
+    assert retries, "the job never met the outage"  # the driver's or a worker's, forwarded
+    assert server.secret_key not in text
 
 
 def test_a_store_that_stays_away_fails_the_job_not_the_file(own_store, monkeypatch, tmp_path):
