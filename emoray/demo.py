@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from emoray import storage
@@ -33,15 +34,18 @@ def stills_dir() -> Path | None:
     return data / "ravdess-stills" if (data / "ravdess-stills").is_dir() else None
 
 
-def main() -> int:
-    cfg = load_pipeline_config("jobs/configs/pipeline.yaml", OVERRIDES)
+def main(overrides: Sequence[str] = (), **corpus) -> int:
+    """The demo; ``overrides`` (pipeline ``key=value``, after the demo's own) and ``corpus``
+    (``synthesize_corpus`` fields for both corpora) make it smaller, as its test runs it."""
+    cfg = load_pipeline_config("jobs/configs/pipeline.yaml", OVERRIDES + list(overrides))
     print(f"emoray demo: synthesizing 4 actors in {cfg.preprocess.input} and a held-out "
           f"archive in {cfg.label.input} ...", flush=True)
     synthesize_corpus(cfg.preprocess.input, actors=(1, 2, 3, 4), seed=0,
-                      modalities=("audio", "video"), width=640, height=360,
-                      stills_dir=stills_dir())
-    synthesize_corpus(cfg.label.input, actors=(5,), seed=1, modalities=("audio", "video", "av"),
-                      emotions=(1, 4, 5, 8), width=640, height=360, stills_dir=stills_dir())
+                      **{"modalities": ("audio", "video"), "width": 640, "height": 360,
+                         "stills_dir": stills_dir(), **corpus})
+    synthesize_corpus(cfg.label.input, actors=(5,), seed=1,
+                      **{"modalities": ("audio", "video", "av"), "emotions": (1, 4, 5, 8),
+                         "width": 640, "height": 360, "stills_dir": stills_dir(), **corpus})
     init_ray()
     result = run_pipeline(cfg)
     # The archive is labelled already: evaluating into the same output only scores the labels.
