@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from emoray import console, storage
@@ -34,7 +35,10 @@ def stills_dir() -> Path | None:
     return data / "ravdess-stills" if (data / "ravdess-stills").is_dir() else None
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, **corpus) -> int:
+    """The demo; ``argv``: ``--verbose`` and pipeline ``section.key=value`` overrides (after
+    the demo's own); ``corpus``: ``synthesize_corpus`` fields for both corpora, which make it
+    smaller, as its test runs it."""
     p = argparse.ArgumentParser(prog="python -m emoray.demo", description=__doc__)
     p.add_argument("--verbose", action="store_true",
                    help=f"show Ray's own logs too (or set {console.VERBOSE_ENV}=1)")
@@ -44,15 +48,16 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_pipeline_config("jobs/configs/pipeline.yaml", OVERRIDES + args.overrides)
     print(f"emoray demo: synthesizing 4 actors in {cfg.preprocess.input} and a held-out "
           f"archive in {cfg.label.input} ...", flush=True)
+    train = {"modalities": ("audio", "video"), "width": 640, "height": 360,
+             "stills_dir": stills_dir(), **corpus}
     with console.bar("synthesize", 5, "actor") as bar:
         for actor in (1, 2, 3, 4):
-            synthesize_corpus(cfg.preprocess.input, actors=(actor,), seed=0,
-                              modalities=("audio", "video"), width=640, height=360,
-                              stills_dir=stills_dir())
+            synthesize_corpus(cfg.preprocess.input, actors=(actor,), seed=0, **train)
             bar.update()
         synthesize_corpus(cfg.label.input, actors=(5,), seed=1,
-                          modalities=("audio", "video", "av"), emotions=(1, 4, 5, 8),
-                          width=640, height=360, stills_dir=stills_dir())
+                          **{"modalities": ("audio", "video", "av"), "emotions": (1, 4, 5, 8),
+                             "width": 640, "height": 360, "stills_dir": stills_dir(),
+                             **corpus})
         bar.update()
     init_ray()
     result = run_pipeline(cfg)

@@ -7,7 +7,8 @@ never appear in URIs or messages produced here: a URI carrying them is refused.
 Retries: the AWS SDK retries each S3 request 3 times within about 2 s; on top, every operation
 here retries an object store that does not answer (network errors, 5xx, throttling) with
 exponential backoff (0.5 s doubling, at most 8 s apart) for ``$EMORAY_S3_RETRY_S`` seconds
-(default 120), so an outage of a minute is ridden out. After that the error is raised, and
+(default 120), so an outage of a minute is ridden out, saying so on stderr at each retry
+(``emoray: object store not answering ...``). After that the error is raised, and
 ``is_transient`` recognises it: jobs stop on it (to be re-run) rather than record a good file
 as bad.
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -36,6 +38,7 @@ import pyarrow.fs as pafs
 from emoray.redact import redact
 
 RETRY_S = 120.0  # default of $EMORAY_S3_RETRY_S
+_TEMP = ".tmp-"  # a local write's temp file: <path>.tmp-<8 hex digits>
 _BACKOFF_S = (0.5, 8.0)  # first and longest wait between tries
 _TRANSIENT = re.compile(r"NETWORK_CONNECTION|SERVICE_UNAVAILABLE|INTERNAL_FAILURE|SLOW_DOWN|"
                         r"THROTTLING|REQUEST_TIMEOUT|curlCode|HTTP status 5\d\d")
@@ -136,6 +139,8 @@ def _retrying(op):
             except OSError as e:
                 if not is_transient(e) or time.monotonic() + delay > deadline:
                     raise
+                print(f"emoray: object store not answering ({redact(str(e))}); retrying "
+                      f"{op.__name__} in {delay:g} s", file=sys.stderr, flush=True)
                 time.sleep(delay)
                 delay = min(2 * delay, _BACKOFF_S[1])
     return run
@@ -295,7 +300,23 @@ def write_bytes(uri: str, data: bytes) -> None:
             f.write(data)
         return
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp = f"{path}{_TEMP}{uuid.uuid4().hex[:8]}"
     with open(tmp, "wb") as f:
         f.write(data)
     os.replace(tmp, path)
+
+
+def is_temp(uri: str) -> bool:
+    """Whether ``uri`` is a temp file of ``write_bytes`` (left behind if it was killed)."""
+    return re.search(re.escape(_TEMP) + r"[0-9a-f]{8}$", uri) is not None
+
+
+def remove_temp_files(uri: str) -> int:
+    """Delete the temp files that killed writes left anywhere under the local folder ``uri``
+    (S3 writes leave none); returns how many there were."""
+    if is_s3(uri) or not os.path.isdir(uri):
+        return 0
+    temps = [f.uri for f in list_files(uri) if is_temp(f.uri)]
+    for t in temps:
+        delete_file(t)
+    return len(temps)

@@ -72,13 +72,20 @@ def write_bad_corpus(root: Path, face: np.ndarray) -> dict[str, Path]:
     write_video(paths["video_4k"], _frames(cv2.resize(face, (3840, 2160)), 6), fps=10)
     write_long_flac(paths["audio_30_min"], LONG_S)
     write_audio(paths["audio_8khz"], tone(3.0, 8000, freq=220.0, amp=0.3), 8000)
-    write_audio(paths["audio_6_channels"], np.tile(speech, (6, 1)), RATE)
+    write_audio(paths["audio_6_channels"], six_channels(speech), RATE)
     for kind in ("unicode_folder", "unicode_file_name", "impossible_emotion_09",
                  "non_utf8_folder", "non_utf8_file_name"):
         write_audio(paths[kind], speech, RATE)
     write_audio(paths["audio_20_ms"], speech[: RATE // 50], RATE)
     paths["dangling_symlink"].symlink_to(DANGLING_TARGET)
     return paths
+
+
+def six_channels(speech: np.ndarray) -> np.ndarray:
+    """Six channels that differ (a second tone added to or taken from ``speech``, in varying
+    amounts) and whose mean is exactly ``speech``."""
+    other = tone(len(speech) / RATE, RATE, freq=330.0, amp=0.2)
+    return speech + np.array([1.0, -1.0, 0.5, -0.5, 0.8, -0.8])[:, None] * other
 
 
 def _frames(frame: np.ndarray, n: int) -> np.ndarray:

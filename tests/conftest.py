@@ -16,12 +16,17 @@ def real_data_dir() -> Path:
     return Path(os.environ.get("EMORAY_DATA") or REPO.parent / "shared" / "data")
 
 
-@pytest.fixture(scope="session")
-def data_dir() -> Path:
-    d = real_data_dir()
-    if not (d / "README.md").exists():
-        pytest.skip(f"real RAVDESS data not found at {d} (set EMORAY_DATA to its folder)")
-    return d
+def real_data(rel: str) -> Path:
+    """``real_data_dir() / rel``, a folder (or file) of real RAVDESS data that a test reads.
+    Missing or empty, the calling test is skipped; in CI (``CI=true``), where the data must be
+    present, it fails instead."""
+    path = real_data_dir() / rel
+    if not (any(path.iterdir()) if path.is_dir() else path.is_file() and path.stat().st_size):
+        message = f"real RAVDESS data {rel!r} not found at {path} (set EMORAY_DATA)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import pytest
 from emoray.errors import MediaError
 from emoray.features.audio import audio_clip_features, audio_features, decode_audio
 from emoray.features.config import preset
+from conftest import real_data
 from media import tone, write_audio, write_video
 
 DEFAULT = preset("default").audio
@@ -21,20 +22,24 @@ def peak_hz(wave: np.ndarray, rate: int) -> float:
     (48000, 2, "wav", "pcm_s16le"), (8000, 1, "wav", "pcm_s16le"),
     (44100, 6, "wav", "pcm_s16le"), (22050, 1, "flac", "flac")])
 def test_decode_downmixes_and_resamples_to_16k(tmp_path, rate, channels, ext, codec):
-    wave = np.tile(tone(1.5, rate, 440.0), (channels, 1))
+    gains = np.linspace(1.0, 0.2, channels)  # louder first channel: the mean is quieter
+    wave = gains[:, None] * tone(1.5, rate, 440.0, amp=0.8)
     path = write_audio(tmp_path / f"a.{ext}", wave, rate, codec)
     out = decode_audio(str(path), 16000)
     assert out.dtype == np.float32 and out.ndim == 1
     assert abs(len(out) - 1.5 * 16000) < 400
     assert abs(peak_hz(out, 16000) - 440.0) < 2
-    assert 0.3 < np.abs(out).max() <= 1.0
+    assert np.abs(out).max() == pytest.approx(0.8 * gains.mean(), abs=0.02)
 
 
-def test_stereo_comes_out_like_mono(tmp_path):
-    mono = tone(2.0, 48000, 300.0)
-    a = decode_audio(str(write_audio(tmp_path / "m.wav", mono, 48000)), 16000)
-    b = decode_audio(str(write_audio(tmp_path / "s.wav", np.stack([mono, mono]), 48000)), 16000)
-    np.testing.assert_allclose(a, b, atol=2e-3)
+@pytest.mark.parametrize("channels", [2, 6])
+def test_downmix_is_the_mean_of_the_channels(tmp_path, channels):
+    """Each channel holds a tone of its own: the decoded file equals the mono file of their
+    mean (not its first channel, nor a weighted mix)."""
+    wave = np.stack([tone(2.0, 48000, 200.0 + 150 * c, amp=0.4) for c in range(channels)])
+    mixed = decode_audio(str(write_audio(tmp_path / "c.wav", wave, 48000)), 16000)
+    mean = decode_audio(str(write_audio(tmp_path / "m.wav", wave.mean(axis=0), 48000)), 16000)
+    np.testing.assert_allclose(mixed, mean, atol=2e-3)
 
 
 def test_silence_is_trimmed_before_fixing_the_length():
@@ -75,8 +80,8 @@ def test_video_without_audio_stream(tmp_path):
         decode_audio(str(path), 16000)
 
 
-def test_real_ravdess_stereo_and_mono_files(data_dir):
-    actor = data_dir / "ravdess-speech-48k" / "Actor_01"
+def test_real_ravdess_stereo_and_mono_files():
+    actor = real_data("ravdess-speech-48k/Actor_01")
     stereo = audio_clip_features(str(actor / "03-01-02-01-01-02-01.wav"), DEFAULT)[0]
     mono = audio_clip_features(str(actor / "03-01-02-01-01-01-01.wav"), DEFAULT)[0]
     # same actor, emotion and sentence: the stereo take's features look like the mono take's

@@ -25,6 +25,7 @@ from emoray.ravdess import parse_name
 from emoray.synth.corpus import synthesize_corpus
 from emoray.train.metrics import confusion
 from emoray.train.speaker_head import fit_speaker_heads, readout_statistics
+from conftest import real_data
 from test_label_job import _fit
 
 FEATURES = preset("default")
@@ -127,15 +128,16 @@ def test_evaluate_scores_files_against_their_names(ray_local, audio_model, held_
     assert [int(v) for v in row.split()[1:]] == result["confusion"][4]
 
 
-def test_real_flac_and_wav_files_are_scored(ray_local, audio_model, data_dir, tmp_path):
+def test_real_flac_and_wav_files_are_scored(ray_local, audio_model, tmp_path):
     """The same eight real trials as 16 kHz FLAC and as the original 48 kHz WAV."""
     model, net = audio_model
-    names = sorted(p.stem for p in (data_dir / "ravdess-speech-48k" / "Actor_01").glob("*.wav"))
+    actor = {rate: real_data(f"ravdess-speech-{rate}/Actor_01") for rate in ("16k", "48k")}
+    names = sorted(p.stem for p in actor["48k"].glob("*.wav"))
     names = names[::8][:8]
     for sub, ext, rate in (("flac", "flac", "16k"), ("wav", "wav", "48k")):
         (tmp_path / "data" / sub).mkdir(parents=True)
         for n in names:
-            shutil.copy(data_dir / f"ravdess-speech-{rate}" / "Actor_01" / f"{n}.{ext}",
+            shutil.copy(actor[rate] / f"{n}.{ext}",
                         tmp_path / "data" / sub)
     result = evaluate(LabelConfig(model=model, input=str(tmp_path / "data"),
                                   output=str(tmp_path / "eval")))
@@ -165,14 +167,18 @@ def speaker_model(synth_corpus, tmp_path_factory):
     return fit_audio(synth_corpus, tmp_path_factory.mktemp("model") / "audio-spk.pt", True)
 
 
+COMPUTED = "speaker statistics of"  # the labeling job's line when it computes them
+
+
 def test_speaker_normalised_model_uses_each_speakers_own_statistics(
-        ray_local, speaker_model, held_out, tmp_path):
+        ray_local, speaker_model, held_out, tmp_path, capsys):
     """Actor 3 (never trained on) is standardised with statistics of its own files (evaluate
-    labels only RAVDESS-named ones); the statistics are kept with the output and reused by a
-    re-run."""
+    labels only RAVDESS-named ones); the statistics are kept with the output, and a re-run
+    reads them instead of computing them again."""
     model, net = speaker_model
     out = tmp_path / "eval"
     result = evaluate(LabelConfig(model=model, input=str(held_out), output=str(out)))
+    assert COMPUTED in capsys.readouterr().out
     wavs = sorted((held_out / "Actor_03").glob("03-*.wav"))
     feats = {p: audio_clip_features(str(p), FEATURES.audio)[0] for p in wavs}
     stats = statistics(clip_sums([speaker_key(str(p)) for p in feats], feats.values()))
@@ -190,6 +196,7 @@ def test_speaker_normalised_model_uses_each_speakers_own_statistics(
     saved_bytes = (out / "speakers.json").read_bytes()
     shutil.rmtree(out / "labels")
     again = evaluate(LabelConfig(model=model, input=str(held_out), output=str(out)))
+    assert COMPUTED not in capsys.readouterr().out  # read from speakers.json
     assert again["confusion"] == result["confusion"]
     assert (out / "speakers.json").read_bytes() == saved_bytes
 

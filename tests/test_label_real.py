@@ -1,4 +1,4 @@
-"""Labeling the real RAVDESS videos of ../shared/data (skipped when absent): full-AV files go
+"""Labeling the real RAVDESS videos of ../shared/data (``conftest.real_data``): full-AV files go
 to the fusion model, video-only files (a silent AAC track) to the video branch."""
 
 import pyarrow.dataset as pads
@@ -9,9 +9,11 @@ from emoray.features.config import preset
 from emoray.label.config import LabelConfig
 from emoray.label.job import run_label
 from emoray.models import FusionHead, FusionNet, build_branch, model_config
+from conftest import real_data
 
 
-def test_real_videos_route_by_their_media(ray_local, data_dir, tmp_path):
+def test_real_videos_route_by_their_media(ray_local, tmp_path):
+    videos = real_data("ravdess-video-actor05")
     torch.manual_seed(0)
     features = preset("default")
     audio = build_branch("audio", model_config("audio", "paper"), features)
@@ -19,7 +21,7 @@ def test_real_videos_route_by_their_media(ray_local, data_dir, tmp_path):
     head = FusionHead(model_config("fusion", "paper"), audio.embed_dim, video.embed_dim)
     save_model(str(tmp_path / "fusion.pt"), FusionNet(audio, video, head), features)
     summary = run_label(LabelConfig(model=str(tmp_path / "fusion.pt"),
-                                    input=str(data_dir / "ravdess-video-actor05"),
+                                    input=str(videos),
                                     output=str(tmp_path / "labels")))
     assert (summary["labelled"], summary["errors"], summary["windows"]) == (6, 0, 0)
     rows = pads.dataset(str(tmp_path / "labels"), format="parquet").to_table().to_pylist()

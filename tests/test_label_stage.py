@@ -49,11 +49,14 @@ def gray_frames(path) -> np.ndarray:
 @pytest.fixture(scope="module")
 def files(synth_corpus, tmp_path_factory):
     """Synthetic files plus: a video with a silent AAC track (as RAVDESS video-only files), a
-    face-less video with speech, a face-less video alone, a long full-AV recording."""
+    face-less video with speech, a face-less video alone, a long full-AV recording, and a long
+    one whose face leaves the picture halfway."""
     d = tmp_path_factory.mktemp("label-stage")
     av_clip = next(synth_corpus.rglob("01-*.mp4"))
     face = gray_frames(next(synth_corpus.rglob("02-*.mp4")))
     plain = np.tile(np.linspace(40, 200, 96, dtype=np.uint8)[None, None], (90, 54, 1))
+    room = np.tile(np.linspace(40, 200, 320, dtype=np.uint8)[None, None], (90, 180, 1))
+    room = write_av(d / "empty room.mp4", room, tone(3.0, 48000))  # the AV clips' size, no face
     return {
         "av": av_clip,
         "wav": next(synth_corpus.rglob("03-*.wav")),
@@ -61,6 +64,7 @@ def files(synth_corpus, tmp_path_factory):
         "no_face_speech": write_av(d / "noface.mp4", plain, tone(3.0, 48000)),
         "no_face_alone": write_video(d / "plain.mp4", plain),
         "long": concat_av(sorted(synth_corpus.rglob("01-*.mp4"))[:4], d / "long recording.mp4"),
+        "face_leaves": concat_av([av_clip, av_clip, room, room], d / "face leaves.mp4"),
     }
 
 
@@ -119,6 +123,20 @@ def test_long_recording_is_labelled_in_windows_plus_their_mean(files, model):
     mean = probs.mean(axis=0)
     assert [file_row[f"p_{e}"] for e in EMOTIONS] == pytest.approx(mean.tolist(), abs=1e-6)
     assert file_row["label"] == EMOTIONS[int(mean.argmax())]
+
+
+def test_file_row_of_windows_that_differ_is_mixed(files, model):
+    """A recording whose face leaves the picture halfway: its first windows go to fusion, its
+    last to the audio branch (speech, no face), and its file row says ``mixed``."""
+    path = files["face_leaves"]
+    rows, errors = label_file(str(path), os.path.getsize(path), model, "fusion", FEATURES,
+                              SETTINGS, EMOTIONS)
+    assert not errors
+    file_row, windows = rows[0], rows[1:]
+    modalities = [w["modality"] for w in windows]
+    assert modalities[0] == "fusion" and modalities[-1] == "audio", modalities
+    assert (file_row["modality"], file_row["face_detected"], file_row["has_audio"]) == \
+        ("mixed", True, True)
 
 
 def test_predict_uses_the_fusion_models_branches(files, model):

@@ -95,7 +95,11 @@ def test_same_input_gives_the_same_rows(preprocessed, tmp_path):
     assert fresh["duplicates"] == read_manifest(str(out))["duplicates"]
 
 
-def test_killed_run_resumes_without_loss_or_duplicates(synth_corpus, tmp_path):
+def test_killed_run_resumes_without_loss_or_duplicates(preprocessed, synth_corpus, tmp_path):
+    """Kill the driver and its local Ray once shards are being written, and leave a temp file as
+    a write cut short leaves one; run the same command again: the shards finished before the
+    kill are kept as they are (not rewritten), the rest are written, the temp file is gone, and
+    the rows equal an undisturbed run's over the same files."""
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "emoray", "preprocess", "--input", str(synth_corpus),
            "--output", str(out), "--num-cpus", "1", "shard_size=4"]
@@ -106,14 +110,28 @@ def test_killed_run_resumes_without_loss_or_duplicates(synth_corpus, tmp_path):
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray, mid-run
     proc.wait()
-    done_before = len(list(out.glob("shards/*.parquet")))
-    assert done_before >= 1 and not (out / "manifest.json").exists()
+    finished = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.glob("shards/*.parquet")}
+    assert 1 <= len(finished) < 30 and not (out / "manifest.json").exists()
+    (out / "shards" / "shard-00029-0123456789abcdef.parquet.tmp-0badf00d").write_bytes(b"half")
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
+    assert f"in 30 shards ({len(finished)} already complete)" in r.stdout
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in finished} == finished
     manifest = json.loads((out / "manifest.json").read_text())
-    t = read_rows(out)
-    assert t.num_rows == 120 == len(set(t.column("trial_id").to_pylist()))
     assert len(manifest["shards"]) == 30  # 120 trials / 4
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert files == sorted(["manifest.json", "errors.parquet"] +
+                           [s["path"] for s in manifest["shards"]])  # no temp, no orphan
+    salted, reference, _ = preprocessed  # the same files (and three broken ones) under salted/
+    rows, expected = (read_rows(d).sort_by("trial_id") for d in (out, reference))
+    assert rows.num_rows == 120 == len(set(rows.column("trial_id").to_pylist()))
+    paths = ("audio_uri", "video_uri")
+    assert rows.drop_columns(list(paths)).equals(expected.drop_columns(list(paths)))
+    for col in paths:
+        assert [None if u is None else os.path.relpath(u, synth_corpus)
+                for u in rows.column(col).to_pylist()] == \
+            [None if u is None else os.path.relpath(u, salted)
+             for u in expected.column(col).to_pylist()]
 
 
 def test_s3_in_and_out(ray_local, s3, synth_corpus, tmp_path):

@@ -1,4 +1,4 @@
-"""Preprocessing real RAVDESS files from ../shared/data (skipped when absent)."""
+"""Preprocessing real RAVDESS files from ../shared/data (``conftest.real_data``)."""
 
 import numpy as np
 import pyarrow as pa
@@ -7,6 +7,7 @@ import pyarrow.parquet as pq
 from emoray.manifest import shard_uris
 from emoray.preprocess.job import PreprocessConfig, run_preprocess
 from emoray.ravdess import parse_name
+from conftest import real_data
 
 STEREO = {"03-01-02-01-01-02-01", "03-01-08-01-02-02-01"}  # Actor_01's stereo takes
 
@@ -15,8 +16,8 @@ def rows(out) -> pa.Table:
     return pa.concat_tables(pq.read_table(u) for u in shard_uris(str(out)))
 
 
-def test_real_48k_wavs_of_actors_1_and_2(ray_local, data_dir, tmp_path):
-    manifest = run_preprocess(PreprocessConfig(input=str(data_dir / "ravdess-speech-48k"),
+def test_real_48k_wavs_of_actors_1_and_2(ray_local, tmp_path):
+    manifest = run_preprocess(PreprocessConfig(input=str(real_data("ravdess-speech-48k")),
                                                output=str(tmp_path)))
     assert manifest["n_clips"] == 120 and manifest["n_errors"] == 0
     t = rows(tmp_path)
@@ -35,8 +36,8 @@ def test_real_48k_wavs_of_actors_1_and_2(ray_local, data_dir, tmp_path):
         assert ((values[stereo] >= lo) & (values[stereo] <= hi)).all()
 
 
-def test_real_videos_give_face_crops(ray_local, data_dir, tmp_path):
-    manifest = run_preprocess(PreprocessConfig(input=str(data_dir / "ravdess-video-actor05"),
+def test_real_videos_give_face_crops(ray_local, tmp_path):
+    manifest = run_preprocess(PreprocessConfig(input=str(real_data("ravdess-video-actor05")),
                                                output=str(tmp_path)))
     assert manifest["n_clips"] == 3 and manifest["n_errors"] == 0 and manifest["n_no_face"] == 0
     t = rows(tmp_path)

@@ -3,7 +3,6 @@ cascade finds, and emotion cues that are there (and ambiguous exactly where desi
 
 from __future__ import annotations
 
-import os
 import wave
 from pathlib import Path
 
@@ -15,9 +14,8 @@ import pytest
 from emoray.ravdess import parse_name
 from emoray.synth import synthesize_corpus
 from emoray.synth import audio, video
+from conftest import real_data
 
-DATA = Path(os.environ.get("EMORAY_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-STILLS = DATA / "ravdess-stills"
 SMALL = dict(width=320, height=180)
 CORPUS = dict(actors=(1, 2), emotions=(1, 2, 4, 5, 6, 8), statements=(1,), repetitions=(1,),
               **SMALL)
@@ -169,13 +167,13 @@ def test_drawn_face_is_found(corpus):
     assert all(faces_found(frames[::20]))
 
 
-@pytest.mark.skipif(not STILLS.is_dir(), reason=f"RAVDESS stills not found at {STILLS}")
 def test_still_face_is_found(tmp_path):
-    (path,) = synthesize_corpus(tmp_path, **ONE_TRIAL, modalities=("video",), stills_dir=STILLS,
+    stills = real_data("ravdess-stills")
+    (path,) = synthesize_corpus(tmp_path, **ONE_TRIAL, modalities=("video",), stills_dir=stills,
                                 **SMALL)
     frames = decode_gray(path)
     assert all(faces_found(frames[::20]))
-    still = cv2.resize(cv2.imread(str(STILLS / "Actor_02.png"), cv2.IMREAD_GRAYSCALE), (320, 180))
+    still = cv2.resize(cv2.imread(str(stills / "Actor_02.png"), cv2.IMREAD_GRAYSCALE), (320, 180))
     assert np.abs(frames[0].astype(int) - still).mean() < 12, "the still is the background"
 
 

@@ -16,13 +16,9 @@ from emoray.errors import MediaError
 from emoray.features.config import VideoFeatureConfig
 from emoray.features.video import (centre_box, crop_faces, decoded_frames, face_box, fit_box,
                                    open_video, sample_frames_y, target_times, video_features)
+from conftest import real_data
 
-DATA = Path(os.environ.get("EMORAY_DATA") or Path(__file__).resolve().parents[2] / "shared/data")
-STILL = DATA / "ravdess-stills" / "Actor_01.png"
-REAL_VIDEOS = sorted((DATA / "ravdess-video-actor05").glob("*.mp4"))
 CFG = VideoFeatureConfig()
-
-needs_still = pytest.mark.skipif(not STILL.exists(), reason=f"RAVDESS still not found at {STILL}")
 
 
 def encode(frames_y, fps, dst=None, options=None) -> bytes | None:
@@ -51,7 +47,9 @@ def numbered(n, fps, size=(48, 64)) -> bytes:
 
 
 def still_frame(size=(180, 320)) -> np.ndarray:
-    return cv2.resize(cv2.imread(str(STILL), cv2.IMREAD_GRAYSCALE), size[::-1],
+    """The real RAVDESS still of actor 1, grayscale, at ``size``."""
+    still = real_data("ravdess-stills/Actor_01.png")
+    return cv2.resize(cv2.imread(str(still), cv2.IMREAD_GRAYSCALE), size[::-1],
                       interpolation=cv2.INTER_AREA)
 
 
@@ -128,7 +126,6 @@ def test_y_plane_ignores_line_padding():
 
 # --- detection and crops ----------------------------------------------------------------------
 
-@needs_still
 def test_face_video_gives_face_crops():
     rng = np.random.default_rng(0)
     face = still_frame()
@@ -140,7 +137,6 @@ def test_face_video_gives_face_crops():
     assert _face_fills(crops[15])
 
 
-@needs_still
 def test_upside_down_face_is_not_a_face():
     frames = np.stack([cv2.flip(still_frame(), 0)] * 30)
     assert face_box(frames, CFG) is None
@@ -227,9 +223,10 @@ def test_truncated_faststart_mp4_is_an_error_not_padding(tmp_path):
 
 # --- real RAVDESS videos ----------------------------------------------------------------------
 
-@pytest.mark.skipif(len(REAL_VIDEOS) != 6, reason=f"the 6 real RAVDESS videos are not in {DATA}")
 def test_real_videos_give_filled_face_crops():
-    for path in REAL_VIDEOS:
+    videos = sorted(real_data("ravdess-video-actor05").glob("*.mp4"))
+    assert len(videos) == 6
+    for path in videos:
         crops, found = video_features(path, CFG)
         assert found, path.name
         assert crops.shape == (30, 80, 70) and crops.dtype == np.uint8

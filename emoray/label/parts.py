@@ -112,7 +112,7 @@ def _parts(prefix: str) -> dict[str, str]:
         base = f.uri.rsplit("/", 1)[-1]
         if base.endswith(".parquet"):
             out[base[:-len(".parquet")]] = f.uri
-        elif ".parquet.tmp-" in base:
+        elif storage.is_temp(f.uri):
             storage.delete_file(f.uri)
     return out
 

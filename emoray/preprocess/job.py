@@ -79,6 +79,7 @@ def run_preprocess(cfg: PreprocessConfig) -> dict:
     specs = plan_shards(catalog.trials, features, cfg.shard_size, sizes)
     print(f"emoray preprocess: {len(files)} files, {len(catalog.trials)} trials, "
           f"{len(catalog.errors)} unusable names, {len(specs)} shards -> {cfg.output}", flush=True)
+    storage.remove_temp_files(cfg.output)  # left by a killed run's writes
     reports = _run_shards(specs, features, cfg) if specs else []
 
     errors = [{"uri": e.uri, "stage": "catalog", "reason": e.reason} for e in catalog.errors]
