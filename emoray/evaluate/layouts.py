@@ -147,10 +147,10 @@ def score_layouts(copies: list[dict], root: Path, labels: pa.Table) -> dict:
     return out
 
 
-def run(run_dir: str, data: str, out: str, seed: int = 0) -> dict:
-    """Every fold of the training run ``run_dir`` (its ``splits.json`` and fold models) on
-    copies of its test actors' files under ``data``; results per fold and their mean."""
-    splits = json.loads(Path(run_dir, "splits.json").read_text())
+def run(run_dir: str, data: str, out: str, seed: int = 0, folds: int | None = None) -> dict:
+    """Every fold (or the first ``folds``) of the training run ``run_dir`` (its
+    ``splits.json`` and fold models) on copies of its test actors' files under ``data``."""
+    splits = json.loads(Path(run_dir, "splits.json").read_text())[:folds]
     files = sorted(Path(data).rglob("03-*"))
     folds = {}
     for split in splits:
@@ -194,11 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run", default="out/runs/speech-folds", help="a fold run of emoray train")
     p.add_argument("--data", default="../shared/data/ravdess-speech-16k")
     p.add_argument("--out", default="out/layouts")
+    p.add_argument("--folds", type=int, help="only the first N folds")
     p.add_argument("--num-cpus", type=int)
     args = p.parse_args(argv)
     from emoray.raycluster import init_ray
     init_ray(args.num_cpus)
-    result = run(args.run, args.data, args.out)
+    result = run(args.run, args.data, args.out, folds=args.folds)
     print(format_table(result["folds"]))
     return 0
 
