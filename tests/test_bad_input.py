@@ -13,7 +13,6 @@ from pathlib import Path
 
 import av
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
 from badmedia import (DANGLING_TARGET, ESCAPED, FILES, LOCAL_ONLY, LONG_S, RATE,
@@ -22,7 +21,9 @@ from emoray.artifact import save_model
 from emoray.features.config import preset
 from emoray.label.job import run_label
 from emoray.label.schema import PROB_COLUMNS
+from emoray.label.stage import Settings, prepare_file
 from emoray.preprocess.job import PreprocessConfig, run_preprocess
+from emoray.preprocess.stage import ShardReport, featurize_trial
 from emoray.ravdess import parse_name
 from media import tone, write_audio
 from test_label_job import config, read

@@ -212,7 +212,7 @@ def test_the_output_holds_its_report(labelled, source):
     assert (f"**158 files**: 155 labelled (1 of them in windows, {summary['windows']} window "
             "rows), 3 errors.") in page
     assert f"`{source}/misc/meeting 01.mp4`: 44.5 s, {summary['windows']} windows" in page
-    assert f"| probe | 2 | not a readable audio or video file" in page
+    assert "| probe | 2 | not a readable audio or video file" in page
     pngs = sorted(f.uri.rsplit("/", 1)[-1] for f in storage.list_files(f"{out}/report")
                   if f.uri.endswith(".png"))
     assert pngs == ["confidence.png", "errors.png", "labels.png", "timeline-1.png"]

@@ -7,7 +7,6 @@ from collections import Counter
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from emoray import cli, storage
 from emoray.label.parts import write_part
