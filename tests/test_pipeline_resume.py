@@ -32,7 +32,7 @@ def test_killed_pipeline_resumes_every_stage(synth_corpus, tmp_path):
     env["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] = "0.2"
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 600
     while (not list(run.glob("checkpoints/random-audio/**/state.pt"))
            and proc.poll() is None and time.monotonic() < deadline):
         time.sleep(0.1)
