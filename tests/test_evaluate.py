@@ -206,8 +206,6 @@ def test_speaker_normalised_model_uses_each_speakers_own_statistics(speaker_mode
     assert result["accuracy"] > 0.3  # chance is 1/8
 
 
-@pytest.mark.xfail(strict=True, reason="a speaker without audio (actor 01's video-only file) "
-                   "is never stored in speakers.json, so every re-run computes it again")
 def test_a_rerun_reads_the_speaker_statistics_instead_of_computing_them(
         speaker_model, held_out, speaker_eval, capsys):
     out, result, _ = speaker_eval

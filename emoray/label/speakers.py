@@ -8,7 +8,7 @@ once by a Ray Data pass over those files' audio features and kept in
 ``<output>/speakers.json``; a model with speaker heads then gets a second pass, its readouts
 of the same items standardised with those statistics, kept in
 ``<output>/speaker_readouts.json``. Both hold each speaker's sums (clips, frames, sum, sum of
-squares per column), and are blended with the model's population statistics where they are
+squares per column; null for a speaker without audio), and are blended with the model's population statistics where they are
 used. A re-run reuses both, so a resumed or repeated job labels with the same statistics, and
 only speakers that are new to the output are computed. With ``speakers: none`` every clip is
 alone: no pass runs, and the model actors take each clip's statistics from the clip itself.
@@ -96,19 +96,20 @@ def blended(model, part: str, sums: speakers.SpeakerSums,
 def _cached(cfg: LabelConfig, name: str, files, pending, prepare, what: str, key,
             sums_of) -> speakers.SpeakerSums:
     """The sums kept in ``<output>/name``, with those of ``pending``'s speakers not yet there
-    computed by ``sums_of(item rows)`` (rows of speaker sums) over all their files."""
+    computed by ``sums_of(item rows)`` (rows of speaker sums) over all their files. A speaker
+    whose files hold no audio is kept as null, so a re-run does not look for it again."""
     uri = storage.join(cfg.output, name)
     kept = json.loads(storage.read_bytes(uri)) if storage.exists(uri) else {}
-    sums = {k: np.asarray(v, np.float64) for k, v in kept.items()}
-    missing = {key(f.uri) for f in pending} - set(sums)
-    if not missing:
-        return sums
-    todo = [f for f in files if key(f.uri) in missing]
-    print(f"emoray label: {what} of {len(missing)} speakers from {len(todo)} files", flush=True)
-    parts = plan_parts(todo, cfg.files_per_part, {"speaker_statistics": True})
-    sums.update(speakers.from_rows(sums_of(prepare(parts)).iter_rows()))
-    storage.write_bytes(uri, json.dumps({k: v.tolist() for k, v in sums.items()}).encode())
-    return sums
+    missing = {key(f.uri) for f in pending} - set(kept)
+    if missing:
+        todo = [f for f in files if key(f.uri) in missing]
+        print(f"emoray label: {what} of {len(missing)} speakers from {len(todo)} files",
+              flush=True)
+        parts = plan_parts(todo, cfg.files_per_part, {"speaker_statistics": True})
+        new = speakers.from_rows(sums_of(prepare(parts)).iter_rows())
+        kept.update({k: new[k].tolist() if k in new else None for k in missing})
+        storage.write_bytes(uri, json.dumps(kept).encode())
+    return {k: np.asarray(v, np.float64) for k, v in kept.items() if v is not None}
 
 
 def _clips(batch: pa.Table, audio_in: AudioInput, key) -> tuple[list[str], list[np.ndarray]]:
