@@ -189,10 +189,13 @@ def test_preprocessing_keeps_every_good_file_and_the_usable_odd_ones(preprocesse
     video = dict(zip(t.column("trial_id").to_pylist(),
                      t.column("video").combine_chunks().to_numpy_ndarray()))
     tid = {k: parse_name(paths[k].name).trial_id for k in PREPROCESS_ROWS}
+    # 6 channels of mean `speech` downmix to the mono file, to within 16-bit rounding of each
+    # channel (0.3 dB at most in the quietest bands); the first channel alone, which carries a
+    # 330 Hz tone at -14 dBFS, is tens of dB away in the bands around it
     np.testing.assert_allclose(audio[tid["audio_6_channels"]], audio[tid["unicode_folder"]],
-                               rtol=1e-4, atol=1e-3)  # 6 channels of mean `speech`
-    few = video[tid["video_4k"]]  #                             downmix to the mono file
-    assert (few == few[0]).all() and few.std() > 5  # 6 frames of one face, padded to 30
+                               atol=0.5)
+    few = video[tid["video_4k"]].astype(np.int16)  # 6 frames of one face (H.264 keeps them
+    assert np.abs(few - few[0]).mean() < 1 and few.std() > 5  # within a level), padded to 30
     assert all(np.isfinite(a).all() for a in audio.values())
 
 
@@ -219,7 +222,8 @@ def test_labeling_gives_each_file_its_exact_error_or_label(ray_local, s3, site):
         assert len(windows) == LONG_S / 3 and windows[-1]["window_end_s"] == LONG_S
     same = [site.uri[k] for k in SAME_SPEECH if k in site.kinds]
     probs = [[files[u][c] for c in PROB_COLUMNS] for u in same]
-    np.testing.assert_allclose(probs, [probs[0]] * len(probs), atol=1e-4)  # same speech
+    # the same speech (6 channels of its mean: to within their 16-bit rounding)
+    np.testing.assert_allclose(probs, [probs[0]] * len(probs), atol=1e-3)
     for p, uri in site.good.items():
         expected = {"01": "fusion", "02": "video", "03": "audio"}[p.name[:2]]
         assert files[uri]["modality"] == expected, p.name
