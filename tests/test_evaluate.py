@@ -71,8 +71,10 @@ def fit_audio(synth_corpus, path: Path, speaker_norm: bool, ensemble: bool = Fal
 
 
 def saved_statistics(path: Path) -> dict:
-    """The statistics of the speaker sums a labeling output keeps in ``path``."""
-    return statistics({k: np.asarray(v) for k, v in json.loads(path.read_text()).items()})
+    """The statistics of the speaker sums a labeling output keeps in ``path`` (a speaker
+    whose files hold no audio is kept as null: it has none)."""
+    return statistics({k: np.asarray(v) for k, v in json.loads(path.read_text()).items()
+                       if v is not None})
 
 
 def summaries(frames: list[np.ndarray]) -> list[np.ndarray]:
