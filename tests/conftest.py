@@ -11,6 +11,22 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and every process it started (a driver, its local Ray's GCS and
+    raylet, their workers), all at once: a kill that leaves Ray workers running lets them
+    finish the work the test meant to cut short."""
+    import psutil
+
+    procs = [psutil.Process(pid)]
+    procs += procs[0].children(recursive=True)
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=30)
+
+
 def real_data_dir() -> Path:
     """``$EMORAY_DATA``, else ``../shared/data`` beside the repository."""
     return Path(os.environ.get("EMORAY_DATA") or REPO.parent / "shared" / "data")

@@ -1,13 +1,13 @@
 """Labeling the real RAVDESS videos of ../shared/data (``conftest.real_data``): full-AV files go
 to the fusion model, video-only files (a silent AAC track) to the video branch."""
 
-import pyarrow.dataset as pads
 import torch
 
 from emoray.artifact import save_model
 from emoray.features.config import preset
 from emoray.label.config import LabelConfig
 from emoray.label.job import run_label
+from emoray.label.parts import read_output
 from emoray.models import FusionHead, FusionNet, build_branch, model_config
 from conftest import real_data
 
@@ -24,7 +24,7 @@ def test_real_videos_route_by_their_media(ray_local, tmp_path):
                                     input=str(videos),
                                     output=str(tmp_path / "labels")))
     assert (summary["labelled"], summary["errors"], summary["windows"]) == (6, 0, 0)
-    rows = pads.dataset(str(tmp_path / "labels"), format="parquet").to_table().to_pylist()
+    rows = read_output(str(tmp_path / "labels"))[0].to_pylist()
     routed = {r["uri"].rsplit("/", 1)[-1][:2]: set() for r in rows}
     for r in rows:
         routed[r["uri"].rsplit("/", 1)[-1][:2]].add(

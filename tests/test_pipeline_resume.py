@@ -5,14 +5,13 @@ labelled once."""
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 
 import pyarrow.dataset as pads
 
-from conftest import REPO
+from conftest import REPO, kill_tree
 
 
 def test_killed_pipeline_resumes_every_stage(synth_corpus, tmp_path):
@@ -36,7 +35,7 @@ def test_killed_pipeline_resumes_every_stage(synth_corpus, tmp_path):
     while (not list(run.glob("checkpoints/random-audio/**/state.pt"))
            and proc.poll() is None and time.monotonic() < deadline):
         time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray, mid-training
+    kill_tree(proc.pid)  # the driver and its local Ray, mid-training
     proc.wait()
     assert list(run.glob("checkpoints/random-audio/**/state.pt"))
     assert not (run / "report" / "metrics.json").exists()

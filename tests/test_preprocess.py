@@ -3,7 +3,6 @@
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import kill_tree
 from emoray.manifest import read_manifest, shard_uris
 from emoray.preprocess.job import PreprocessConfig, run_preprocess
 from emoray.ravdess import parse_name
@@ -108,9 +108,15 @@ def test_killed_run_resumes_without_loss_or_duplicates(preprocessed, synth_corpu
     deadline = time.monotonic() + 240
     while not list(out.glob("shards/*.parquet")) and time.monotonic() < deadline:
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray, mid-run
+    kill_tree(proc.pid)  # the driver and its local Ray, mid-run
     proc.wait()
-    finished = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.glob("shards/*.parquet")}
+    shards = set(out.glob("shards/*.parquet"))
+    while True:  # a Ray worker of the killed run may still finish the shard it was writing
+        time.sleep(3)
+        if (now := set(out.glob("shards/*.parquet"))) == shards:
+            break
+        shards = now
+    finished = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in shards}
     assert 1 <= len(finished) < 30 and not (out / "manifest.json").exists()
     (out / "shards" / "shard-00029-0123456789abcdef.parquet.tmp-0badf00d").write_bytes(b"half")
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
