@@ -8,8 +8,8 @@ once by a Ray Data pass over those files' audio features and kept in
 ``<output>/speakers.json``; a model with speaker heads then gets a second pass, its readouts
 of the same items standardised with those statistics, kept in
 ``<output>/speaker_readouts.json``. Both hold each speaker's sums (clips, frames, sum, sum of
-squares per column; null for a speaker without audio), and are blended with the model's population statistics where they are
-used. A re-run reuses both, so a resumed or repeated job labels with the same statistics, and
+squares per column; null for a speaker without audio), and are blended with the model's
+population statistics where they are used. A re-run reuses both, so a resumed or repeated job labels with the same statistics, and
 only speakers that are new to the output are computed. With ``speakers: none`` every clip is
 alone: no pass runs, and the model actors take each clip's statistics from the clip itself.
 """

@@ -69,9 +69,12 @@ class SpeakerStats:
 
     actors: speakers.Stats
     population: np.ndarray | None = None
-    prior: float = 0.0
     clips: dict[str, np.ndarray] = field(default_factory=dict)
     subsets: dict[str, list[str]] = field(default_factory=dict)
+
+    def of(self, trial: str, actor) -> tuple:
+        """(mean, std) a row is standardised with: its own subset's, else its actor's."""
+        return self.clips[trial] if trial in self.clips else self.actors[speakers.actor_key(actor)]
 
 
 def _each_sums(batch: dict[str, np.ndarray], audio_in: AudioInput) -> dict[str, np.ndarray]:
@@ -96,8 +99,7 @@ def speaker_stats(ds: ray.data.Dataset, audio_in: AudioInput, train, prior: floa
         population = speakers.population({"train": sums[is_train].sum(0)})
     per_actor = speakers.merge(*({k: s} for k, s in zip(keys, sums)))
     direction = audio_in.gain_direction if level else None
-    out = SpeakerStats(speakers.statistics(per_actor, population, prior, direction), population,
-                       prior)
+    out = SpeakerStats(speakers.statistics(per_actor, population, prior, direction), population)
     if subsets:
         idx = np.flatnonzero(is_train)
         drawn = speakers.draw_subsets([keys[i] for i in idx], np.random.default_rng(seed))
@@ -110,9 +112,7 @@ def speaker_stats(ds: ray.data.Dataset, audio_in: AudioInput, train, prior: floa
 
 def _normalise_rows(batch: dict[str, np.ndarray], stats: SpeakerStats,
                     blocks) -> dict[str, np.ndarray]:
-    audio = [speakers.normalise(x, *(stats.clips.get(str(t))
-                                     if str(t) in stats.clips else
-                                     stats.actors[speakers.actor_key(a)]), blocks)
+    audio = [speakers.normalise(x, *stats.of(str(t), a), blocks)
              for x, t, a in zip(batch["audio"], batch["trial_id"], batch["actor"])]
     return {**batch, "audio": np.stack(audio)}
 
@@ -133,8 +133,7 @@ def model_input_rows(ds: ray.data.Dataset, audio_in: AudioInput) -> ray.data.Dat
 
 def audio_rows(ds: ray.data.Dataset, audio_in: AudioInput,
                stats: SpeakerStats | None) -> ray.data.Dataset:
-    """Rows whose audio is what the audio network takes: ``audio_in`` of each clip
-    (``model_input_rows``), then standardised as ``stats`` says when the network takes it so."""
+    """Rows of ``model_input_rows`` standardised as ``stats`` says (None: as they are)."""
     if stats is None:
         return ds
     return ds.map_batches(_normalise_rows, batch_format="numpy",
