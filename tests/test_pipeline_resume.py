@@ -14,6 +14,16 @@ import pyarrow.dataset as pads
 from conftest import REPO, kill_tree
 
 
+def registered_checkpoint(ray_run) -> bool:
+    """Whether Ray Train has recorded a checkpoint of the run in its snapshot (a state.pt on
+    disk alone may be one it had not yet registered when the driver died)."""
+    try:
+        snapshot = json.loads((ray_run / "checkpoint_manager_snapshot.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+    return bool(snapshot.get("latest_checkpoint_result"))
+
+
 def test_killed_pipeline_resumes_every_stage(synth_corpus, tmp_path):
     archive = tmp_path / "archive"
     archive.mkdir()
@@ -32,12 +42,12 @@ def test_killed_pipeline_resumes_every_stage(synth_corpus, tmp_path):
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 600
-    while (not list(run.glob("checkpoints/random-audio/**/state.pt"))
+    while (not registered_checkpoint(run / "checkpoints" / "random-audio")
            and proc.poll() is None and time.monotonic() < deadline):
         time.sleep(0.1)
     kill_tree(proc.pid)  # the driver and its local Ray, mid-training
     proc.wait()
-    assert list(run.glob("checkpoints/random-audio/**/state.pt"))
+    assert registered_checkpoint(run / "checkpoints" / "random-audio")
     assert not (run / "report" / "metrics.json").exists()
     shards = json.loads((tmp_path / "shards" / "manifest.json").read_text())["shards"]
     r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
