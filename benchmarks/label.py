@@ -2,9 +2,12 @@
 
 Throughput, on the same local Ray in the same run, best of ``--rounds`` interleaved rounds:
 files/s of ``run_label`` end to end (list, decode + features, model actors, commit to a fresh
-output) beside the same decode + feature stage alone (``prepare_rows`` over the same files, no
-model). Two archives: the synthetic one x10 (mostly audio, 320x180 video) and, when the real
-data is there, the six real 1280x720 RAVDESS videos x20. The model's own compute is reported
+output) beside a floor. Two archives against the job's decode + feature stage alone
+(``prepare_part`` over the same files, no model): the synthetic one x10 (mostly audio, 320x180
+video) and, when the real data is there, the six real 1280x720 RAVDESS videos x20. And, when
+the real speech and the shipped speech model (``make speech-model``) are there, the 1080 real
+speech files labelled with that model (its speaker statistics and heads) against ``emoray
+preprocess`` of the same files (``run_preprocess`` to a fresh output). The model's own compute is reported
 too: "model share" is its single-thread compute for the items labelled over the CPU time
 preprocessing alone took (wall x CPUs), the extra work a CPU-only cluster must do for it.
 
@@ -13,7 +16,7 @@ Memory: peak proportional set size (PSS: shared object-store pages counted once)
 for one 10x larger (the same files under ten folders), and for one 6-minute and one 60-minute
 recording (windows, stream-decoded).
 
-    python -m benchmarks.label [--work DIR] [--cpus 2] [--rounds 2] [key=value ...]
+    python -m benchmarks.label [--work DIR] [--cpus 2] [--rounds 2] [--no-memory] [key=value ...]
 
 The synthetic archive: two actors' 120 audio-only WAVs plus 32 video-only and full-AV MP4s at
 320x180 (kept in ``--work``); the model: an untrained paper-preset fusion artifact (the cost of
@@ -40,11 +43,12 @@ from emoray import storage
 from emoray.artifact import load_model, save_model
 from emoray.config import build, load_yaml
 from emoray.features.config import preset
-from emoray.label.config import LabelConfig
+from emoray.label.config import DEFAULT_MODEL, LabelConfig
 from emoray.label.job import prepare_dataset, run_label
 from emoray.label.parts import plan_parts
 from emoray.label.stage import predict
 from emoray.models import FusionHead, FusionNet, build_branch, model_config
+from emoray.preprocess.job import PreprocessConfig, run_preprocess
 from emoray.synth.corpus import synthesize_corpus
 
 REAL = Path(os.environ.get("EMORAY_DATA") or Path(__file__).resolve().parents[2] / "shared/data")
@@ -107,6 +111,14 @@ def prepare_only(cfg: LabelConfig) -> float:
     for _ in prepare_dataset(parts, cfg, info.kind, info.features).iter_batches(
             batch_size=None, batch_format="pyarrow"):
         pass
+    return time.perf_counter() - start
+
+
+def preprocess_only(cfg: LabelConfig) -> float:
+    """Seconds for ``emoray preprocess`` of ``cfg.input`` into a fresh ``cfg.output``."""
+    shutil.rmtree(cfg.output, ignore_errors=True)
+    start = time.perf_counter()
+    run_preprocess(PreprocessConfig(input=cfg.input, output=cfg.output))
     return time.perf_counter() - start
 
 
@@ -185,18 +197,27 @@ def main(argv: list[str]) -> int:
     p.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "emoray-bench-label"))
     p.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray")
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--no-memory", action="store_true", help="throughput only")
     p.add_argument("overrides", nargs="*", help="label config overrides, key=value")
     args = p.parse_args(argv)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     base, big, model = make_archive(work)
-    archives = {"synthetic x10 (WAV + 320x180 MP4)": big}
+    # name -> (input, model, floor)
+    archives = {"synthetic x10 (WAV + 320x180 MP4)": (big, model, prepare_only)}
     if (real := real_archive(work)) is not None:
-        archives["real RAVDESS 1280x720 MP4 x20"] = real
+        archives["real RAVDESS 1280x720 MP4 x20"] = (real, model, prepare_only)
+    speech, speech_model = REAL / "ravdess-speech-16k", Path(DEFAULT_MODEL).resolve()
+    if speech.is_dir() and speech_model.exists():
+        archives["real speech 16 kHz WAV, speech model"] = (speech, speech_model,
+                                                            preprocess_only)
+    else:
+        print(f"benchmarks.label: no real speech or no {DEFAULT_MODEL} (make speech-model): "
+              "the speech row is left out")
 
-    def config(src: Path, out: Path) -> LabelConfig:
+    def config(src: Path, out: Path, model_uri: Path = model) -> LabelConfig:
         data = load_yaml(None, args.overrides)
-        return build(LabelConfig, {**data, "model": str(model), "input": str(src),
+        return build(LabelConfig, {**data, "model": str(model_uri), "input": str(src),
                                    "output": str(out)})
 
     import ray
@@ -207,22 +228,41 @@ def main(argv: list[str]) -> int:
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in archives}
     try:
         for r in range(args.rounds):
-            for i, (name, src) in enumerate(archives.items()):
+            for i, (name, (src, net, floor)) in enumerate(archives.items()):
                 out = work / f"labels-{i}"
                 shutil.rmtree(out, ignore_errors=True)
-                times[name].append((prepare_only(config(src, work / "unused")),
-                                    labeling(config(src, out))))
+                times[name].append((floor(config(src, work / "floor", net)),
+                                    labeling(config(src, out, net))))
     finally:
         ray.shutdown()
     batch = config(base, work).batch_size
     throughput = []
-    for i, (name, src) in enumerate(archives.items()):
+    for i, (name, (src, net, _)) in enumerate(archives.items()):
         n = len(storage.list_files(str(src)))
         prep, label = (min(col) for col in zip(*times[name]))
-        model_cpu = model_seconds(str(model), str(work / f"labels-{i}"), batch)
+        model_cpu = model_seconds(str(net), str(work / f"labels-{i}"), batch)
         throughput.append((name, n, n / prep, n / label, prep / label,
                            model_cpu / (prep * args.cpus)))
 
+    _print_throughput(args, throughput)
+    if not args.no_memory:
+        _print_memory(args, work, base, big, model)
+    return 0
+
+
+def _print_throughput(args, throughput: list[tuple]) -> None:
+    print(f"\nemoray label benchmark: {args.cpus} CPUs, best of {args.rounds} rounds; "
+          f"overrides: {' '.join(args.overrides) or 'none'}")
+    print(f"{'throughput':<38}{'files':>6}{'floor f/s':>10}{'label f/s':>11}{'ratio':>7}"
+          f"{'model share':>13}")
+    for name, n, prep, label, ratio, share in throughput:
+        print(f"{name:<38}{n:>6}{prep:>10.1f}{label:>11.1f}{ratio:>7.2f}{share:>13.2f}")
+    print("ratio: labeling / floor files/s (target >= 0.80); floor: the job's decode + features "
+          "alone, or for speech `emoray preprocess`; model share: the model's CPU time / the "
+          "floor's")
+
+
+def _print_memory(args, work: Path, base: Path, big: Path, model: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # its own local Ray
     for minutes in (6, 60):
         (work / f"long{minutes}").mkdir(exist_ok=True)
@@ -236,14 +276,6 @@ def main(argv: list[str]) -> int:
             [sys.executable, "-m", "emoray", "label", "--model", str(model), "--input", str(src),
              "--output", str(out), "--num-cpus", str(args.cpus), *args.overrides], env))
 
-    print(f"\nemoray label benchmark: {args.cpus} CPUs, best of {args.rounds} rounds; "
-          f"overrides: {' '.join(args.overrides) or 'none'}")
-    print(f"{'throughput':<36}{'files':>6}{'prep f/s':>10}{'label f/s':>11}{'ratio':>7}"
-          f"{'model share':>13}")
-    for name, n, prep, label, ratio, share in throughput:
-        print(f"{name:<36}{n:>6}{prep:>10.1f}{label:>11.1f}{ratio:>7.2f}{share:>13.2f}")
-    print("ratio: labeling / preprocessing-only files/s (target >= 0.80); model share: the "
-          "model's CPU time / preprocessing's")
     print(f"\n{'emoray label CLI, peak memory':<36}{'files':>6}{'seconds':>10}{'peak MiB':>11}")
     for name, (n, peak, secs) in memory.items():
         print(f"{name:<36}{n:>6}{secs:>10.1f}{peak:>11.0f}")
@@ -251,7 +283,6 @@ def main(argv: list[str]) -> int:
     print(f"peak memory x10 / x1: {memory['synthetic x10'][1] / memory['synthetic x1'][1]:.2f} "
           f"(target <= 1.20); 60 min / 6 min: "
           f"{memory['one 60 min WAV'][1] / memory['one 6 min WAV'][1]:.2f}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from emoray.features.config import preset
 from emoray.features.speakers import (clip_sums, normalise, normalise_clips, speaker_key,
                                       statistics, stats_rows)
 from emoray.label.config import LabelConfig
+from emoray.label.parts import read_output, read_speakers
 from emoray.features.summary import clip_summary
 from emoray.models import AudioNet, AudioNetConfig, build_branch
 from emoray.ravdess import parse_name
@@ -70,11 +71,12 @@ def fit_audio(synth_corpus, path: Path, speaker_norm: bool, ensemble: bool = Fal
     return str(path), net
 
 
-def saved_statistics(path: Path) -> dict:
-    """The statistics of the speaker sums a labeling output keeps in ``path`` (a speaker
-    whose files hold no audio is kept as null: it has none)."""
-    return statistics({k: np.asarray(v) for k, v in json.loads(path.read_text()).items()
-                       if v is not None})
+def saved_statistics(output: Path, readout: bool = False) -> dict:
+    """speaker -> (mean, std) of the input (or ``readout``) statistics a labeling output's
+    committed ``speakers/`` parts hold."""
+    prefix = "readout_" if readout else ""
+    return {r["speaker"]: (r[f"{prefix}mean"], r[f"{prefix}std"])
+            for r in read_speakers(str(output)).to_pylist()}
 
 
 def summaries(frames: list[np.ndarray]) -> list[np.ndarray]:
@@ -171,9 +173,6 @@ def speaker_model(synth_corpus, tmp_path_factory):
     return fit_audio(synth_corpus, tmp_path_factory.mktemp("model") / "audio-spk.pt", True)
 
 
-COMPUTED = "speaker statistics of"  # the labeling job's line when it computes them
-
-
 @pytest.fixture(scope="module")
 def speaker_eval(ray_local, speaker_model, held_out, tmp_path_factory):
     """(output, result, what it printed): ``held_out`` evaluated with the speaker model."""
@@ -190,12 +189,11 @@ def test_speaker_normalised_model_uses_each_speakers_own_statistics(speaker_mode
     """Actor 3 (never trained on) is standardised with statistics of its own files (evaluate
     labels only RAVDESS-named ones), computed by the job and kept with the output."""
     _, net = speaker_model
-    out, result, printed = speaker_eval
-    assert COMPUTED in printed
+    out, result, _ = speaker_eval
     wavs = sorted((held_out / "Actor_03").glob("03-*.wav"))
     feats = {p: audio_clip_features(str(p), FEATURES.audio)[0] for p in wavs}
     stats = statistics(clip_sums([speaker_key(str(p)) for p in feats], feats.values()))
-    saved = saved_statistics(out / "speakers.json")
+    saved = saved_statistics(out)
     assert list(saved) == list(stats) == ["actor 03"]
     for key, (mean, std) in stats.items():
         np.testing.assert_allclose(saved[key][0], mean, rtol=1e-5, atol=1e-5)
@@ -208,15 +206,25 @@ def test_speaker_normalised_model_uses_each_speakers_own_statistics(speaker_mode
     assert result["accuracy"] > 0.3  # chance is 1/8
 
 
-def test_a_rerun_reads_the_speaker_statistics_instead_of_computing_them(
-        speaker_model, held_out, speaker_eval, capsys):
-    out, result, _ = speaker_eval
-    saved = (out / "speakers.json").read_bytes()
-    shutil.rmtree(out / "labels")
-    again = evaluate(LabelConfig(model=speaker_model[0], input=str(held_out), output=str(out)))
+def test_a_speaker_is_labelled_whole_whatever_the_part_size(speaker_model, held_out,
+                                                            speaker_eval, tmp_path):
+    """Parts hold whole speakers: with one file per part the labels are the same; a speaker
+    larger than ``speaker_files`` is split evenly, each part's statistics from its own clips."""
+    _, result, _ = speaker_eval
+    n = len(list((held_out / "Actor_03").glob("03-*.wav")))
+    again = evaluate(LabelConfig(model=speaker_model[0], input=str(held_out),
+                                 output=str(tmp_path / "one"), files_per_part=1))
     assert again["confusion"] == result["confusion"]
-    assert (out / "speakers.json").read_bytes() == saved
-    assert COMPUTED not in capsys.readouterr().out  # read from speakers.json
+    assert [(r["speaker"], r["clips"]) for r in read_speakers(str(tmp_path / "one")).to_pylist()] \
+        == [("actor 03", n)]
+    evaluate(LabelConfig(model=speaker_model[0], input=str(held_out),
+                         output=str(tmp_path / "split"), files_per_part=1,
+                         speaker_files=-(-n // 2)))
+    split = read_speakers(str(tmp_path / "split")).to_pylist()
+    assert sorted(r["clips"] for r in split) == [n // 2, n - n // 2]
+    labels = read_output(str(tmp_path / "split"))[0].to_pylist()
+    assert sorted(r["speaker_clips"] for r in labels) == sorted([n // 2] * (n // 2)
+                                                                + [n - n // 2] * (n - n // 2))
 
 
 @pytest.fixture(scope="module")
@@ -229,8 +237,8 @@ def test_ensemble_labels_with_each_members_own_speaker_statistics(ray_local, ens
                                                                   held_out, tmp_path):
     """The speech recipe's kind of model: each file of actor 3 goes to the CNN as frames and
     to the MLP as its clip summary, each standardised with actor 3's statistics of that input
-    (side by side in ``speakers.json``); the CNN predicts with its speaker head, over its
-    readout standardised with actor 3's readout statistics (``speaker_readouts.json``); the
+    (side by side in its ``speakers/`` part); the CNN predicts with its speaker head, over its
+    readout standardised with actor 3's readout statistics (the same rows); the
     label is the members' mean probability."""
     model, net = ensemble_model
     out = tmp_path / "eval"
@@ -240,7 +248,7 @@ def test_ensemble_labels_with_each_members_own_speaker_statistics(ray_local, ens
     keys = ["actor 03"] * len(wavs)
     inputs = (frames, summaries(frames))
     stats = [statistics(clip_sums(keys, x))["actor 03"] for x in inputs]
-    saved = saved_statistics(out / "speakers.json")
+    saved = saved_statistics(out)
     assert list(saved) == ["actor 03"]
     for i in (0, 1):  # mean, std: the frames' coefficients, then the summary's elements
         np.testing.assert_allclose(saved["actor 03"][i], stats[0][i] + stats[1][i], rtol=1e-4,
@@ -251,7 +259,7 @@ def test_ensemble_labels_with_each_members_own_speaker_statistics(ray_local, ens
     with torch.no_grad():
         readouts = cnn.readout(x[0]).numpy()
         readout_stats = readout_statistics(keys, readouts)
-        saved = saved_statistics(out / "speaker_readouts.json")
+        saved = saved_statistics(out, readout=True)
         np.testing.assert_allclose(saved["actor 03"], readout_stats["actor 03"], rtol=1e-4,
                                    atol=1e-4)
         z = normalise(readouts, *readout_stats["actor 03"])

@@ -265,7 +265,7 @@ def test_model_stage_is_a_separate_actor_pool(ray_local, model, source, capsys):
                        FEATURES)
     ds.explain()
     plan = capsys.readouterr().out.split("Physical Plan (Optimized)")[1]
-    assert "TaskPoolMapOperator[FlatMap(prepare_rows)]" in plan
+    assert "TaskPoolMapOperator[Map(prepare_part)]" in plan
     assert "ActorPoolMapOperator[MapBatches(Predictor)]" in plan
 
 

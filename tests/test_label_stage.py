@@ -2,6 +2,7 @@
 of long files, and committing parts exactly once."""
 
 import os
+import posixpath
 import random
 
 import av
@@ -14,7 +15,7 @@ from emoray import storage
 from emoray.features.audio import audio_clip_features
 from emoray.features.config import preset
 from emoray.features.video import video_features
-from emoray.label.parts import Assembler, Done, plan_parts, recover, write_part
+from emoray.label.parts import Done, commit_part, plan_parts, recover, write_part
 from emoray.label.stage import Settings, file_rows, label_file, predict, prepare_file
 from emoray.models import (AudioNet, AudioNetConfig, FusionHead, FusionNet, FusionNetConfig,
                            VideoNet, VideoNetConfig)
@@ -159,27 +160,52 @@ def _predicted(path, part, model, settings=SETTINGS):
              "probs": None if np.isnan(p).any() else p.tolist()} for it, p in zip(items, probs)]
 
 
-def test_assembler_commits_a_part_when_all_its_rows_arrived(files, model, tmp_path):
+def test_a_part_commits_from_its_rows_in_any_order(files, model, tmp_path):
     long, wav = str(files["long"]), str(files["wav"])
     entries = [storage.FileEntry(u, os.path.getsize(u)) for u in (long, wav)]
     entries.append(storage.FileEntry("/nowhere.wav", 10))
     p1, p2 = plan_parts(entries, 2, {"model_id": "m"})
     assert p1.uris == ("/nowhere.wav", long) and p2.uris == (wav,)
-    rows = _predicted(long, p1.name, model) + _predicted(wav, p2.name, model)
+    rows = _predicted(long, p1.name, model)
     rows += [dict(r, part=p1.name) for r in
              prepare_file("/nowhere.wav", 10, "fusion", FEATURES, SETTINGS)]
     assert rows[-1]["kind"] == "error"
     random.Random(0).shuffle(rows)
-    asm = Assembler([p1, p2], str(tmp_path), EMOTIONS, "m", {"model_id": "m"})
-    for i in range(0, len(rows), 3):
-        asm.add(rows[i:i + 3])
-    assert not asm.pending and sorted(c[0] for c in asm.committed) == sorted([p1.name, p2.name])
+    commit = lambda part, got: commit_part(str(tmp_path), part.name, list(part.uris), got,  # noqa
+                                           EMOTIONS, "m", {"model_id": "m"})
+    with pytest.raises(RuntimeError, match="without all their rows"):
+        commit(p1, [r for r in rows if r["kind"] != "window"][:-1])  # a window short
+    assert not (tmp_path / "labels").exists()
+    counts = commit(p1, rows)
+    n_windows = sum(r["kind"] == "window" for r in rows)
+    assert counts == {"part": p1.name, "files": 1, "windows": n_windows, "errors": 1}
+    assert commit(p2, _predicted(wav, p2.name, model))["files"] == 1
     labels = pq.read_table(tmp_path / "labels" / f"{p1.name}.parquet")
     errors = pq.read_table(tmp_path / "errors" / f"{p1.name}.parquet")
     assert set(labels.column("uri").to_pylist()) == {long}
     assert labels.column("window_start_s").to_pylist()[0] is None  # the file row first
     assert errors.select(["uri", "stage"]).to_pylist() == [{"uri": "/nowhere.wav", "stage": "read"}]
     assert not (tmp_path / "errors" / f"{p2.name}.parquet").exists()
+
+
+def test_parts_of_a_speaker_normalised_model_hold_whole_speakers():
+    """Speakers no larger than a part are packed whole; a larger one gets parts of its own,
+    split evenly and interleaved so each spans it; the plan does not depend on listing order."""
+    sizes = {"a": 3, "b": 2, "c": 4, "big": 11, "d": 1}
+    entries = [storage.FileEntry(f"/{s}/{i:02d}.wav", 100 + i)
+               for s, n in sizes.items() for i in range(n)]
+    plan = lambda files: plan_parts(files, 5, {"model_id": "m"}, posixpath.dirname, 4)  # noqa
+    parts = plan(entries)
+    assert plan(list(reversed(entries))) == parts
+    who = [sorted({posixpath.dirname(u) for u in p.uris}) for p in parts]
+    assert sorted(who) == [["/a", "/b"], ["/big"], ["/big"], ["/big"], ["/c", "/d"]]
+    big = sorted((p for p in parts if p.uris[0].startswith("/big/")), key=lambda p: p.uris)
+    assert [p.uris[:2] for p in big] == [("/big/00.wav", "/big/03.wav"),  # interleaved
+                                         ("/big/01.wav", "/big/04.wav"),
+                                         ("/big/02.wav", "/big/05.wav")]
+    assert sorted(len(p.uris) for p in big) == [3, 4, 4]
+    assert sorted(u for p in parts for u in p.uris) == sorted(e.uri for e in entries)
+    assert len({p.name for p in parts}) == len(parts)
 
 
 def test_a_file_that_fails_midway_leaves_no_label_rows(files, model):

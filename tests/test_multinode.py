@@ -84,7 +84,7 @@ def test_work_spreads_over_the_nodes_meant_for_it(s3, synth_corpus, fusion_model
         return {t["node_id"] for t in tasks}
 
     assert ran_on("_shard_task", 12) == set(nodes["cpu"])  # both CPU nodes, nothing else
-    assert ran_on("prepare_rows", out["labels"]["parts"]) <= set(nodes["cpu"])
+    assert ran_on("prepare_part", out["labels"]["parts"]) <= set(nodes["cpu"])
     predictors = [a for a in out["actors"] if "Predictor" in a["class_name"]]
     assert predictors and {a["node_id"] for a in predictors} == set(nodes["gpu"])
 

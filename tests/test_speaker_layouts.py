@@ -2,7 +2,6 @@
 how many clips a speaker has, training on statistics of random subsets of each speaker's
 clips, and the labeling job's ``speakers`` setting (``none``, ``folder``, a table)."""
 
-import json
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -20,7 +19,8 @@ from emoray.features.speakers import (clip_sums, draw_subsets, each_clip_sums, n
                                       population, statistics, subset_statistics)
 from emoray.label.config import LabelConfig
 from emoray.label.job import run_label
-from emoray.label.parts import read_output
+from emoray.label.parts import read_output, read_speakers
+from emoray.label.speakers import blended
 from emoray.models import AudioNetConfig, audio_input, build_branch
 from emoray.ravdess import EMOTIONS, parse_name
 from emoray.synth.corpus import synthesize_corpus
@@ -169,7 +169,6 @@ def test_single_files_of_unseen_speakers_are_labelled_alone(ray_local, recipe_mo
     model, _ = recipe_model
     cfg, rows = _labels(ray_local, model, unseen, tmp_path, "none")
     assert len(rows) == len(unseen) == 60
-    assert not (tmp_path / "labels" / "speakers.json").exists()  # no statistics pass alone
     assert all(r["speaker_clips"] == 1 and r["speaker"] == r["uri"] for r in rows.values())
     truth = [parse_name(n).label for n in rows]
     pred = [EMOTIONS.index(r["label"]) for r in rows.values()]
@@ -211,9 +210,10 @@ def test_a_speakers_table_groups_files_as_it_says(ray_local, recipe_model, unsee
     rows = {r["uri"]: r for r in read_output(cfg.output)[0].to_pylist()}
     assert [(rows[str(c)]["speaker"], rows[str(c)]["speaker_clips"]) for c in copies] == \
         [("alice", 3)] * 3 + [("bob", 2)] * 2 + [(str(copies[5]), 1)]
-    saved = json.loads((tmp_path / "labels" / "speakers.json").read_text())
-    assert set(saved) == {"alice", "bob", str(copies[5])}
+    saved = {r["speaker"]: r for r in read_speakers(cfg.output).to_pylist()}
+    assert {k: r["clips"] for k, r in saved.items()} == {"alice": 3, "bob": 2, str(copies[5]): 1}
     audio_in = audio_input(net.cfg, FEATURES.audio)
     x = [audio_in(audio_clip_features(str(c), FEATURES.audio)[0]) for c in copies[:3]]
-    np.testing.assert_allclose(saved["alice"], clip_sums(["a"] * 3, x, audio_in.blocks)["a"],
-                               rtol=1e-4, atol=1e-2)
+    mean, std = blended(net, "input", clip_sums(["a"] * 3, x, audio_in.blocks), audio_in)["a"]
+    np.testing.assert_allclose(saved["alice"]["mean"], mean, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(saved["alice"]["std"], std, rtol=1e-4, atol=1e-4)

@@ -33,6 +33,9 @@ class LabelConfig:
     silence_dbfs: float = -60.0  # audio peaking below this counts as no audio
     exclude: list[str] = field(default_factory=lambda: list(EXCLUDE))  # file-name globs to skip
     files_per_part: int = 32  # files per committed part (one prepare task each)
+    speaker_files: int = 256  # speaker-normalised model: a speaker's files are labelled
+    #                           together, their statistics from them; one with more files is
+    #                           split evenly into parts of at most this many
     batch_size: int = 32  # clips / windows per model call
     concurrency: int = 1  # model actors
     use_gpu: bool | Literal["auto"] = "auto"  # auto: one GPU per model actor when there are GPUs
@@ -65,7 +68,7 @@ class LabelConfig:
             self.speakers = storage.absolute(self.speakers)
             if not storage.exists(self.speakers):
                 raise ConfigError(f"speakers: table {self.speakers} not found")
-        positive = ("window_s", "hop_s", "files_per_part", "batch_size", "concurrency",
+        positive = ("window_s", "hop_s", "files_per_part", "speaker_files", "batch_size", "concurrency",
                     "prepare_cpus", "in_memory_mb")
         for name in positive:
             if getattr(self, name) <= 0:

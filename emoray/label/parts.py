@@ -1,10 +1,12 @@
-"""The output prefix as a set of committed parts: planning, assembling and committing them.
+"""The output prefix as a set of committed parts: planning and committing them.
 
 Layout: ``labels/part-<hash>.parquet`` and, when the batch had failures,
-``errors/part-<hash>.parquet`` of the same name. A batch commits its errors part first and its
-labels part last, each written atomically; **a batch is committed when its labels part
-exists** (possibly with zero rows). On start, errors parts without their labels part (a run
-killed between the two writes) and local temp files are removed, the files named in committed
+``errors/part-<hash>.parquet`` of the same name, and for a speaker-normalised model
+``speakers/part-<hash>.parquet``, all written by the model actor that labelled the batch. A
+batch commits its speakers and errors parts first and its labels part last, each written
+atomically (a retried batch writes the same files again); **a batch is committed when its labels part exists** (possibly with zero rows).
+On start, speakers and errors parts without their labels part (a run killed between the
+writes) and local temp files are removed, the files named in committed
 parts are skipped, and the rest are planned into new batches whose names hash their members.
 So a killed run restarted with the same arguments, or a re-run over a grown archive, labels
 each file exactly once. Every part records the labeling identity (model id and settings); a run
@@ -20,6 +22,7 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Callable
 
 import pyarrow as pa
 import pyarrow.dataset as pads
@@ -27,10 +30,10 @@ import pyarrow.parquet as pq
 
 import emoray
 from emoray import storage
-from emoray.label.schema import ERRORS_SCHEMA, LABELS_SCHEMA
+from emoray.label.schema import ERRORS_SCHEMA, LABELS_SCHEMA, SPEAKERS_SCHEMA
 from emoray.label.stage import file_rows
 
-LABELS_DIR, ERRORS_DIR = "labels", "errors"
+LABELS_DIR, ERRORS_DIR, SPEAKERS_DIR = "labels", "errors", "speakers"
 SETTINGS_KEY = b"emoray.label_settings"
 
 
@@ -49,13 +52,21 @@ class Done:
     settings: dict | None = None  # the labeling identity they were written with
 
 
-def plan_parts(files: list[storage.FileEntry], files_per_part: int, identity: dict) -> list[Part]:
-    """Batches of ``files_per_part`` files (sorted by URI), named by a hash of the labeling
-    identity (model, settings) and their members' URIs and sizes."""
+def plan_parts(files: list[storage.FileEntry], files_per_part: int, identity: dict,
+               key: Callable[[str], str] | None = None,
+               speaker_files: int | None = None) -> list[Part]:
+    """Batches of files, each named by a hash of the labeling identity (model, settings) and
+    its members' URIs and sizes. Without ``key``: ``files_per_part`` files each, sorted by
+    URI. With ``key`` (uri -> speaker) parts hold whole speakers: those with at most
+    ``files_per_part`` files packed together (sorted by speaker) up to that many, a larger one
+    in parts of its own, split evenly into parts of at most ``speaker_files``."""
     files = sorted(files, key=lambda f: f.uri)
+    if key is None:
+        chunks = [files[i:i + files_per_part] for i in range(0, len(files), files_per_part)]
+    else:
+        chunks = _speaker_chunks(files, key, files_per_part, speaker_files or files_per_part)
     parts = []
-    for i in range(0, len(files), files_per_part):
-        chunk = files[i:i + files_per_part]
+    for chunk in chunks:
         h = hashlib.sha256(json.dumps(identity, sort_keys=True).encode())
         for f in chunk:
             h.update(f"{f.uri}\0{f.size}\n".encode())
@@ -64,11 +75,29 @@ def plan_parts(files: list[storage.FileEntry], files_per_part: int, identity: di
     return parts
 
 
+def _speaker_chunks(files, key, files_per_part: int, speaker_files: int) -> list[list]:
+    groups: dict[str, list] = defaultdict(list)
+    for f in files:
+        groups[key(f.uri)].append(f)
+    chunks, packed = [], []
+    for speaker in sorted(groups):
+        group = groups[speaker]
+        if len(group) > files_per_part:
+            n = -(-len(group) // max(files_per_part, speaker_files))
+            chunks += [group[i::n] for i in range(n)]  # even, and each spans the speaker
+            continue
+        if len(packed) + len(group) > files_per_part:
+            chunks.append(packed)
+            packed = []
+        packed += group
+    return chunks + ([packed] if packed else [])
+
+
 def recover(output: str) -> Done:
     """Tidy ``output`` after an interrupted run and read what its committed parts hold."""
     labels = _parts(storage.join(output, LABELS_DIR))
     errors = _parts(storage.join(output, ERRORS_DIR))
-    for name, uri in errors.items():
+    for name, uri in [*errors.items(), *_parts(storage.join(output, SPEAKERS_DIR)).items()]:
         if name not in labels:  # its batch never committed: it will be redone
             storage.delete_file(uri)
     if not labels:
@@ -85,6 +114,23 @@ def read_output(output: str) -> tuple[pa.Table, pa.Table]:
     errors = _parts(storage.join(output, ERRORS_DIR))
     return (_read(list(labels.values()), LABELS_SCHEMA),
             _read([errors[n] for n in labels if n in errors], ERRORS_SCHEMA))
+
+
+def read_speakers(output: str) -> pa.Table:
+    """The speaker statistics of an output's committed parts, with their ``part``."""
+    labels = _parts(storage.join(output, LABELS_DIR))
+    speakers = _parts(storage.join(output, SPEAKERS_DIR))
+    tables = [(n, _read([speakers[n]], SPEAKERS_SCHEMA)) for n in sorted(speakers) if n in labels]
+    empty = SPEAKERS_SCHEMA.empty_table()
+    return pa.concat_tables([t.append_column("part", pa.array([n] * len(t), pa.string()))
+                             for n, t in tables + [("", empty)]])
+
+
+def write_speakers(output: str, name: str, table: pa.Table) -> None:
+    """A part's speaker statistics (``SPEAKERS_SCHEMA``), written before it commits."""
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    storage.write_bytes(storage.join(output, SPEAKERS_DIR, f"{name}.parquet"), buf.getvalue())
 
 
 def _uris(parts: list[str]) -> set[str]:
@@ -117,43 +163,26 @@ def _parts(prefix: str) -> dict[str, str]:
     return out
 
 
-class Assembler:
-    """Collects predicted item rows (any order, any batching) per file and part, and commits a
-    part as soon as all its files are complete."""
-
-    def __init__(self, parts: list[Part], output: str, labels: tuple[str, ...], model_id: str,
-                 settings: dict):
-        self.output, self.labels, self.model_id, self.settings = output, labels, model_id, settings
-        self.pending = {p.name: set(p.uris) for p in parts}
-        self.items: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
-        self.complete: dict[str, set[str]] = defaultdict(set)
-        self.committed: list[tuple[str, int, int, int]] = []  # part, files, window rows, errors
-        self.files_done = 0  # files complete, committed or not
-
-    def add(self, rows: list[dict]) -> None:
-        touched = set()
-        for row in rows:
-            if row["part"] not in self.pending:
-                continue
-            self.items[row["part"]][row["uri"]].append(row)
-            touched.add((row["part"], row["uri"]))
-        for part, uri in touched:
-            if uri not in self.complete[part] and _file_complete(self.items[part][uri]):
-                self.complete[part].add(uri)
-                self.files_done += 1
-                if self.complete[part] == self.pending[part]:
-                    self._commit(part)
-
-    def _commit(self, part: str) -> None:
-        labels, errors = [], []
-        for uri in sorted(self.pending.pop(part)):
-            rows, errs = file_rows(self.items[part].pop(uri), self.labels)
-            labels += rows
-            errors += errs
-        del self.items[part], self.complete[part]
-        write_part(self.output, part, labels, errors, self.model_id, self.settings)
-        files = sum(r["window_start_s"] is None for r in labels)
-        self.committed.append((part, files, len(labels) - files, len(errors)))
+def commit_part(output: str, name: str, uris: list[str], rows: list[dict],
+                labels: tuple[str, ...], model_id: str, settings: dict) -> dict:
+    """Commit one batch from its predicted item rows (``schema.PREDICTED_SCHEMA``, any order):
+    every file of ``uris`` must be complete. Returns its counts: files labelled, window rows,
+    errors."""
+    items: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        items[row["uri"]].append(row)
+    incomplete = [u for u in uris if not _file_complete(items.get(u, []))]
+    if incomplete:
+        raise RuntimeError(f"{name}: files without all their rows: {incomplete[:5]}")
+    label_rows, errors = [], []
+    for uri in sorted(uris):
+        got, errs = file_rows(items[uri], labels)
+        label_rows += got
+        errors += errs
+    write_part(output, name, label_rows, errors, model_id, settings)
+    files = sum(r["window_start_s"] is None for r in label_rows)
+    return {"part": name, "files": files, "windows": len(label_rows) - files,
+            "errors": len(errors)}
 
 
 def _file_complete(items: list[dict]) -> bool:

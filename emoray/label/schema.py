@@ -22,6 +22,16 @@ null) and, for recordings longer than ``clip_max_s``, one row per window too.
 | emoray_version | string | emoray that labelled it |
 | processed_at | timestamp[us, UTC] | when its part was committed |
 
+Speaker statistics, ``speakers/`` parts of the same names (speaker-normalised models only):
+one row per speaker of the part, the statistics its labels were computed with.
+
+| column | type | meaning |
+| --- | --- | --- |
+| speaker | string | as in the labels |
+| clips | int32 | clips (files, or a long recording's windows) the statistics came from |
+| mean, std | list<float32> | the audio network's input statistics, blended with the model's population |
+| readout_mean, readout_std | list<float32>, null | the speaker heads' readout statistics likewise (null: no head) |
+
 Errors, ``errors/`` parts of the same names: ``uri``, ``stage`` (read, probe, decode, audio,
 video, route, label), ``reason``, ``size_bytes``, ``model_id``, ``emoray_version``,
 ``processed_at``.
@@ -57,6 +67,11 @@ LABELS_SCHEMA = pa.schema(_IDENTITY + _WHAT + _SPEAKER + [("label", pa.string())
 ERRORS_SCHEMA = pa.schema([("uri", pa.string()), ("stage", pa.string()),
                            ("reason", pa.string()), ("size_bytes", pa.int64())] + _STAMP)
 
+_VECTOR = pa.list_(pa.float32())
+SPEAKERS_SCHEMA = pa.schema([("speaker", pa.string()), ("clips", pa.int32()),
+                             ("mean", _VECTOR), ("std", _VECTOR),
+                             ("readout_mean", _VECTOR), ("readout_std", _VECTOR)])
+
 ITEMS_SCHEMA = pa.schema([("part", pa.string()), ("kind", pa.string())] + _IDENTITY + _WHAT
                          + [("n_windows", pa.int32()), ("stage", pa.string()),
                             ("reason", pa.string()), ("audio", pa.binary()),
@@ -78,6 +93,18 @@ def item_row(item: dict) -> dict:
     for name in ("audio", "video"):
         row[name] = b"" if row[name] is None else np.ascontiguousarray(row[name]).tobytes()
     return row
+
+
+def to_ipc(table: pa.Table) -> bytes:
+    """A table as Arrow IPC stream bytes (a part's item rows travel as one value)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def from_ipc(data: bytes) -> pa.Table:
+    return pa.ipc.open_stream(data).read_all()
 
 
 def tensors(table: pa.Table, name: str, shape: tuple[int, ...], dtype) -> list[np.ndarray | None]:
