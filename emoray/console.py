@@ -1,7 +1,8 @@
 """What a run shows on the terminal: one progress bar per stage and emoray's summary lines.
 
 Quiet is the default: Ray's INFO logs, its workers' output (Ray Train's reports, Ray Data's
-operator logs) and Python warnings stay in Ray's log folder (``ray-data.log``, the workers'
+operator logs; all but emoray's own notices, lines that begin ``emoray:`` such as an object
+store retry) and Python warnings stay in Ray's log folder (``ray-data.log``, the workers'
 ``worker-*.out``, and ``emoray-driver.log`` for the driver's own; on a local Ray
 ``/tmp/ray/session_latest/logs``). Verbose, ``--verbose`` or ``EMORAY_VERBOSE=1`` (the way to
 say it to ``ray job submit``: ``--runtime-env-json '{"env_vars": {"EMORAY_VERBOSE": "1"}}'``),
@@ -16,6 +17,7 @@ import os
 import sys
 
 import ray
+from ray._private.ray_logging import global_worker_stdstream_dispatcher
 from tqdm import tqdm
 
 VERBOSE_ENV = "EMORAY_VERBOSE"
@@ -42,25 +44,31 @@ def verbose() -> bool:
 
 
 def ray_init_options() -> dict:
-    """``ray.init`` arguments: workers' output reaches the driver, and Ray's INFO logs the
-    terminal, only when verbose. When quiet it first holds what ``QUIET_LOGGERS`` say (Ray
-    says some while it starts) for ``configure`` to write to ``DRIVER_LOG``."""
+    """``ray.init`` arguments: Ray's INFO logs reach the terminal only when verbose (workers'
+    output: ``configure``). When quiet it first holds what ``QUIET_LOGGERS`` say (Ray says
+    some while it starts) for ``configure`` to write to ``DRIVER_LOG``."""
     loud = verbose()
     if not loud:
         _route(_HELD)
-    return {"log_to_driver": loud, "logging_level": logging.INFO if loud else logging.WARNING}
+    return {"log_to_driver": True, "logging_level": logging.INFO if loud else logging.WARNING}
 
 
 def configure() -> None:
     """After ``ray.init``: Ray Data's progress bars and start-of-execution logs only when
     verbose; when quiet, Ray Data's console handler shows warnings and worse (its file keeps
-    everything), and ``QUIET_LOGGERS`` write to ``DRIVER_LOG`` in Ray's log folder."""
+    everything), ``QUIET_LOGGERS`` write to ``DRIVER_LOG`` in Ray's log folder, and of the
+    workers' output only emoray's notices are shown."""
     loud = verbose()
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = loud
     ctx.print_on_execution_start = loud
     if loud:
         return
+    # Ray's handler of the workers' output (ray.init's log_to_driver) gives way to one that
+    # passes on emoray's notices only; the workers' log files keep everything.
+    global_worker_stdstream_dispatcher.remove_handler("ray_print_logs")
+    global_worker_stdstream_dispatcher.remove_handler(_NOTICES)
+    global_worker_stdstream_dispatcher.add_handler(_NOTICES, _notices)
     for h in logging.getLogger("ray.data").handlers:
         if isinstance(h, logging.StreamHandler):  # the console; ray-data.log keeps everything
             h.setLevel(logging.WARNING)
@@ -69,6 +77,15 @@ def configure() -> None:
     _HELD.setTarget(driver_log)
     _HELD.flush()
     _route(driver_log)
+
+
+_NOTICES = "emoray_notices"
+
+
+def _notices(data: dict) -> None:
+    for line in data.get("lines", []):
+        if line.startswith("emoray:"):
+            print(line, file=sys.stderr, flush=True)
 
 
 _HELD = logging.handlers.MemoryHandler(capacity=10_000, flushLevel=logging.CRITICAL + 1)

@@ -6,9 +6,9 @@ streams, each file decoded once: CPU tasks, one per part, decode and featurize i
 (``prepare_file``; only feature tensors and 30x80x70 crops leave a task, as one row per part)
 -> a fixed pool of model actors (``Predictor``, a GPU each when the cluster has GPUs), which
 take a part whole: its speakers' statistics come from its own clips, so a part is labelled
-without waiting for the rest of the archive -> the driver, which collects the small predicted
-rows per part and commits each part as soon as its files are complete. No stage holds the
-archive, and a killed job resumes from its committed parts.
+without waiting for the rest of the archive, and the actor commits it -> the driver, which
+sees one row of counts per part. No stage holds the archive, and a killed job resumes from
+its committed parts.
 """
 
 from __future__ import annotations
@@ -98,8 +98,8 @@ def _wanted(uri: str, cfg: LabelConfig) -> bool:
 
 def prepare_dataset(parts: list[Part], cfg: LabelConfig, kind: str,
                     features: FeatureConfig) -> ray.data.Dataset:
-    """parts -> one row per part (``part``, ``items``: its item rows as Arrow IPC), decoding
-    and features in CPU tasks, one per part."""
+    """parts -> one row per part (``part``, ``uris``, ``items``: its item rows as Arrow IPC),
+    decoding and features in CPU tasks, one per part."""
     rows = [{"part": p.name, "uris": list(p.uris), "sizes": list(p.sizes)} for p in parts]
     ds = ray.data.from_items(rows, override_num_blocks=len(parts))
     return ds.map(prepare_part, num_cpus=cfg.prepare_cpus, **pinned(cfg.node_resource),
