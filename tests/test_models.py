@@ -113,3 +113,21 @@ def test_functionals_join_the_cnn_and_mixup_mixes_inputs_and_labels():
     assert 0 <= lam <= 1 and sorted(y2.tolist()) == [0, 1, 2]
     partner = [y.tolist().index(v) for v in y2.tolist()]
     assert torch.allclose(mixed, lam * x + (1 - lam) * x[partner])
+
+
+def test_a_motion_video_net_sees_how_a_face_moves_not_what_it_looks_like():
+    """With ``motion`` two faces that do not move give the same output, however they look,
+    and a face that moves differently gives another."""
+    torch.manual_seed(0)
+    net = build_branch("video", model_config("video", "default", {"motion": True}), DEFAULT).eval()
+    frames, h, w = DEFAULT.video.shape
+    faces = torch.randint(0, 256, (2, 1, h, w), dtype=torch.uint8)
+    still = faces.expand(2, frames, h, w)  # two different faces, each frozen
+    moving = still.clone()
+    moving[1, frames // 2:] = torch.roll(faces[1], 3, dims=1)  # the second one moves
+    with torch.no_grad():
+        assert torch.equal(net(still)[0], net(still)[1])
+        assert not torch.allclose(net(moving)[0], net(moving)[1])
+    plain = build_branch("video", model_config("video", "default"), DEFAULT).eval()
+    with torch.no_grad():
+        assert not torch.allclose(plain(still)[0], plain(still)[1])  # appearance counts

@@ -96,6 +96,9 @@ class VideoNetConfig:
     pool_every: int = 2
     batchnorm: bool = False
     clip_norm: bool = False  # standardise each clip (removes lighting and skin tone)
+    motion: bool = False  # the input is the clip's frame-to-frame differences (after
+    #                       clip_norm): how the face moves, not what it looks like, which a
+    #                       few training actors cannot teach
     readout: Literal["flatten", "mean"] = "flatten"  # mean: global average pool
     hidden: tuple[int, ...] = (64,)
     dropout: float = 0.0

@@ -20,6 +20,7 @@ class VideoNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         layers, c_in, size = [], 1, list(shape)
+        size[0] -= 1 if cfg.motion else 0
         shrink = 0 if cfg.padding == "same" else cfg.kernel - 1
         for i, c in enumerate(cfg.channels):
             layers += [nn.Conv3d(c_in, c, cfg.kernel, padding=cfg.padding)]
@@ -47,6 +48,8 @@ class VideoNet(nn.Module):
         if self.cfg.clip_norm:
             flat = x.flatten(1)
             x = (x - flat.mean(1).view(-1, 1, 1, 1)) / (flat.std(1).view(-1, 1, 1, 1) + 1e-5)
+        if self.cfg.motion:
+            x = x[:, 1:] - x[:, :-1]
         if self.training and self.cfg.hflip:
             x = random_hflip(x)
         h = self.conv(x.unsqueeze(1))  # [B, C, N', H', W']
