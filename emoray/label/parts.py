@@ -4,12 +4,12 @@ Layout: ``labels/part-<hash>.parquet`` and, when the batch had failures,
 ``errors/part-<hash>.parquet`` of the same name, and for a speaker-normalised model
 ``speakers/part-<hash>.parquet``, all written by the model actor that labelled the batch. A
 batch commits its speakers and errors parts first and its labels part last, each written
-atomically (a retried batch writes the same files again); **a batch is committed when its labels part exists** (possibly with zero rows).
-On start, speakers and errors parts without their labels part (a run killed between the
-writes) and local temp files are removed, the files named in committed
-parts are skipped, and the rest are planned into new batches whose names hash their members.
-So a killed run restarted with the same arguments, or a re-run over a grown archive, labels
-each file exactly once. Every part records the labeling identity (model id and settings); a run
+atomically (a retried batch writes the same files again); **a batch is committed when its
+labels part exists** (possibly with zero rows). On start, speakers and errors parts without
+their labels part (a run killed between the writes) and local temp files are removed, the
+files named in committed parts are skipped, and the rest are planned into new batches whose
+names hash their members. So a killed run restarted with the same arguments, or a re-run over
+a grown archive, labels each file exactly once. Every part records the labeling identity (model id and settings); a run
 with another identity refuses the output. Two runs writing to the same output at the same time
 are not supported.
 """
@@ -76,6 +76,7 @@ def plan_parts(files: list[storage.FileEntry], files_per_part: int, identity: di
 
 
 def _speaker_chunks(files, key, files_per_part: int, speaker_files: int) -> list[list]:
+    """``plan_parts``' chunks of whole speakers (``files`` sorted by URI)."""
     groups: dict[str, list] = defaultdict(list)
     for f in files:
         groups[key(f.uri)].append(f)
