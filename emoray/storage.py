@@ -33,7 +33,9 @@ import uuid
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes, urlparse
 
+import pyarrow as pa
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
 from emoray.redact import redact
 
@@ -304,6 +306,13 @@ def write_bytes(uri: str, data: bytes) -> None:
     with open(tmp, "wb") as f:
         f.write(data)
     os.replace(tmp, path)
+
+
+def write_parquet(uri: str, table: pa.Table) -> None:
+    """``table`` as one zstd-compressed Parquet file, written atomically (``write_bytes``)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    write_bytes(uri, sink.getvalue().to_pybytes())
 
 
 def is_temp(uri: str) -> bool:

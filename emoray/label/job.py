@@ -172,8 +172,7 @@ class Predictor:
         counts = [commit_part(self.output, name, list(uris), self.predicted(from_ipc(items))
                               .to_pylist(), self.info.labels, self.model_id, self.identity)
                   for name, uris, items in zip(batch["part"], batch["uris"], batch["items"])]
-        return {k: np.asarray([c[k] for c in counts]) for k in ("part", "files", "windows",
-                                                                "errors")}
+        return {k: np.asarray([c[k] for c in counts]) for k in counts[0]}
 
     def predicted(self, items: pa.Table) -> pa.Table:
         """A part's item rows with probabilities (``schema.PREDICTED_SCHEMA``)."""

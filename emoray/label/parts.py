@@ -17,7 +17,6 @@ are not supported.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -129,9 +128,7 @@ def read_speakers(output: str) -> pa.Table:
 
 def write_speakers(output: str, name: str, table: pa.Table) -> None:
     """A part's speaker statistics (``SPEAKERS_SCHEMA``), written before it commits."""
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd")
-    storage.write_bytes(storage.join(output, SPEAKERS_DIR, f"{name}.parquet"), buf.getvalue())
+    storage.write_parquet(storage.join(output, SPEAKERS_DIR, f"{name}.parquet"), table)
 
 
 def _uris(parts: list[str]) -> set[str]:
@@ -211,7 +208,4 @@ def write_part(output: str, name: str, labels: list[dict], errors: list[dict], m
 
 
 def _write(uri: str, rows: list[dict], schema: pa.Schema, meta: dict) -> None:
-    table = pa.Table.from_pylist(rows, schema=schema.with_metadata(meta))
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd")
-    storage.write_bytes(uri, buf.getvalue())
+    storage.write_parquet(uri, pa.Table.from_pylist(rows, schema=schema.with_metadata(meta)))

@@ -12,7 +12,6 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import ray
 
 import emoray
@@ -123,9 +122,7 @@ def _run_shards(specs: list[ShardSpec], features: FeatureConfig,
 def _write_errors(output: str, errors: list[dict]) -> None:
     table = pa.Table.from_pylist(sorted(errors, key=lambda e: (e["uri"], e["stage"])),
                                  schema=ERRORS_SCHEMA)
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
-    storage.write_bytes(storage.join(output, ERRORS_PATH), sink.getvalue().to_pybytes())
+    storage.write_parquet(storage.join(output, ERRORS_PATH), table)
 
 
 def _print_summary(manifest: dict, reports: list[ShardReport], elapsed: float) -> None:

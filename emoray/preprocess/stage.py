@@ -7,7 +7,6 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from emoray import storage
@@ -130,9 +129,7 @@ def write_shard(spec: ShardSpec, cfg: FeatureConfig, output: str) -> ShardReport
     table = to_table(rows, cfg)
     meta = dict(table.schema.metadata)
     meta[REPORT_KEY] = json.dumps(asdict(report)).encode()
-    sink = pa.BufferOutputStream()
-    pq.write_table(table.replace_schema_metadata(meta), sink, compression="zstd")
-    storage.write_bytes(uri, sink.getvalue().to_pybytes())
+    storage.write_parquet(uri, table.replace_schema_metadata(meta))
     return report
 
 
