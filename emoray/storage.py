@@ -31,6 +31,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Iterator
 from urllib.parse import unquote_to_bytes, urlparse
 
 import pyarrow as pa
@@ -184,19 +185,71 @@ def join(uri: str, *parts: str) -> str:
     return out
 
 
-@_retrying
 def list_files(uri: str) -> list[FileEntry]:
     """Every file under ``uri`` (recursive, symlinks followed), sorted by URI; ``uri`` may also
     be a single file. A local symlink that leads nowhere is listed too, with size 0."""
+    return sorted(iter_files(uri), key=lambda f: f.uri)
+
+
+def iter_files(uri: str) -> Iterator[FileEntry]:
+    """``list_files`` as a stream, unsorted: a folder at a time, or a page (1000 keys) of an
+    S3 listing at a time, so that an archive of millions of files is never held whole."""
     if not is_s3(uri):
-        return sorted(_local_files(uri), key=lambda f: f.uri)
+        yield from _local_files(uri)
+        return
     fs, path = filesystem(uri)
-    info = fs.get_file_info(path)
+    info = _file_info(fs, path)
     if info.type == pafs.FileType.File:
-        return [FileEntry(_uri(uri, path), info.size)]
-    infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
-    return sorted((FileEntry(_uri(uri, i.path), i.size) for i in infos
-                   if i.type == pafs.FileType.File), key=lambda f: f.uri)
+        yield FileEntry(_uri(uri, path), info.size)
+        return
+    bucket, _, key = path.partition("/")
+    prefix, token = f"{key}/" if key else "", None
+    while True:
+        page = _s3_page(bucket, prefix, token)
+        for obj in page.get("Contents", []):
+            if not obj["Key"].endswith("/"):  # a folder marker
+                yield FileEntry(f"s3://{bucket}/{obj['Key']}", int(obj["Size"]))
+        token = page.get("NextContinuationToken")
+        if not token:
+            return
+
+
+@_retrying
+def _file_info(fs: pafs.FileSystem, path: str) -> pafs.FileInfo:
+    return fs.get_file_info(path)
+
+
+@functools.lru_cache(maxsize=8)
+def _boto(endpoint: str | None, region: str | None):
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("s3", endpoint_url=endpoint, region_name=region or "us-east-1",
+                        config=Config(retries={"max_attempts": 3, "mode": "standard"}))
+
+
+@_retrying
+def _s3_page(bucket: str, prefix: str, token: str | None) -> dict:
+    """One page of an S3 listing; a store that does not answer raises a transient OSError
+    (retried), a bucket that does not exist FileNotFoundError."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    args = {"Bucket": bucket, "Prefix": prefix, **({"ContinuationToken": token} if token else {})}
+    client = _boto(endpoint_url(), os.environ.get("AWS_REGION")
+                   or os.environ.get("AWS_DEFAULT_REGION"))
+    try:
+        return client.list_objects_v2(**args)
+    except ClientError as e:
+        status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        code = e.response.get("Error", {}).get("Code", "")
+        if code == "NoSuchBucket":
+            raise FileNotFoundError(f"input s3://{bucket}/{prefix} does not exist") from None
+        if status >= 500 or code in ("SlowDown", "Throttling"):
+            raise OSError(f"listing s3://{bucket}/{prefix}: HTTP status {status} {code}") from e
+        raise OSError(f"listing s3://{bucket}/{prefix}: {code or status}") from e
+    except BotoCoreError as e:  # connection refused or reset, timeouts
+        raise OSError(f"listing s3://{bucket}/{prefix}: NETWORK_CONNECTION "
+                      f"{type(e).__name__}") from e
 
 
 def _local_path(uri: str) -> str | bytes:
@@ -204,13 +257,13 @@ def _local_path(uri: str) -> str | bytes:
     return os_path(os.path.abspath(uri))
 
 
-def _local_files(uri: str) -> list[FileEntry]:
+def _local_files(uri: str) -> Iterator[FileEntry]:
     top = os.fsencode(_local_path(uri))
     if os.path.isfile(top) or (os.path.islink(top) and not os.path.exists(top)):
-        return [FileEntry(local_uri(top), _size(top))]
+        return iter([FileEntry(local_uri(top), _size(top))])
     if not os.path.isdir(top):
         raise FileNotFoundError(f"input {uri!r} does not exist")
-    return [FileEntry(local_uri(p), size) for p, size in _walk(top, frozenset())]
+    return (FileEntry(local_uri(p), size) for p, size in _walk(top, frozenset()))
 
 
 def _walk(folder: bytes, above: frozenset):

@@ -17,6 +17,7 @@ import dataclasses
 import fnmatch
 import hashlib
 import time
+from typing import Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -28,7 +29,8 @@ from emoray.artifact import load_model
 from emoray.features.config import FeatureConfig
 from emoray.features.speakers import speaker_key
 from emoray.label.config import LabelConfig
-from emoray.label.parts import Part, commit_part, plan_parts, recover, write_speakers
+from emoray.label.parts import Part, commit_part, done_uris, recover, write_speakers
+from emoray.label.plan import Plan
 from emoray.label.report import write_report
 from emoray.label.schema import (ITEMS_SCHEMA, from_ipc, item_row, predicted_table, tensors,
                                  to_ipc)
@@ -38,7 +40,7 @@ from emoray.models import audio_config, audio_input
 from emoray.ravdess import EMOTIONS
 from emoray.raycluster import pinned
 
-def run_label(cfg: LabelConfig, files: list[storage.FileEntry] | None = None) -> dict:
+def run_label(cfg: LabelConfig, files: Iterable[storage.FileEntry] | None = None) -> dict:
     """Label every file under ``cfg.input`` (or only ``files``, entries of that listing) not
     yet in ``cfg.output``, then write its report (``report/``); returns a summary."""
     start = time.perf_counter()
@@ -52,37 +54,39 @@ def run_label(cfg: LabelConfig, files: list[storage.FileEntry] | None = None) ->
     if done.settings is not None and done.settings != identity:
         raise ValueError(f"{cfg.output} holds labels of another model or other settings "
                          f"({done.settings}); label into a new output")
-    listed = storage.list_files(cfg.input) if files is None else files
-    files = [f for f in listed if _wanted(f.uri, cfg)]
-    pending = [f for f in files if f.uri not in done.uris]
+    listing = storage.iter_files(cfg.input) if files is None else files
     key = load_grouping(cfg.speakers)
     audio_in = audio_input(audio_config(model), info.features.audio)
     grouped = audio_in is not None and audio_in.speaker_norm  # parts of whole speakers
-    parts = plan_parts(pending, cfg.files_per_part, identity, key if grouped else None,
-                       cfg.speaker_files)
-    print(f"emoray label: {len(files)} files, {len(files) - len(pending)} already labelled, "
-          f"{len(pending)} to label in {len(parts)} parts with the {info.kind} model "
-          f"{model_id} -> {cfg.output}", flush=True)
+    plan = Plan((f for f in listing if _wanted(f.uri, cfg)), done_uris(done),
+                cfg.files_per_part, identity, key if grouped else None, cfg.speaker_files)
+    print(f"emoray label: {plan.listed} files ({plan.done} already labelled) -> "
+          f"{cfg.output}, with the {info.kind} model {model_id}", flush=True)
     done_parts: list[dict] = []
-    if parts:
-        with console.bar("label", len(pending), "file") as bar:
-            for batch in label_dataset(parts, cfg, info.kind, info.features, key, model_id,
-                                       identity).iter_batches(batch_size=None):
+    pending = 0
+    with console.bar("label", plan.listed, "file") as bar:
+        for wave in plan.waves():
+            bar.update(wave.listed - wave.pending)  # already labelled
+            pending += wave.pending
+            if not wave.parts:
+                continue
+            for batch in label_dataset(wave.parts, cfg, info.kind, info.features, key,
+                                       model_id, identity).iter_batches(batch_size=None):
                 counts = [dict(zip(batch, v)) for v in zip(*batch.values())]
                 done_parts += counts
                 bar.update(sum(c["files"] + c["errors"] for c in counts))
-    missing = {p.name for p in parts} - {c["part"] for c in done_parts}
-    if missing:
-        raise RuntimeError(f"parts left uncommitted: {sorted(missing)[:5]}")
+            missing = {p.name for p in wave.parts} - {c["part"] for c in done_parts}
+            if missing:
+                raise RuntimeError(f"parts left uncommitted: {sorted(missing)[:5]}")
     elapsed = time.perf_counter() - start
     total = {k: sum(int(c[k]) for c in done_parts) for k in ("files", "windows", "errors")}
-    summary = {"files": len(files), "skipped": len(files) - len(pending),
+    summary = {"files": plan.listed, "skipped": plan.listed - pending,
                "labelled": total["files"], "windows": total["windows"],
                "errors": total["errors"], "parts": len(done_parts), "model_id": model_id,
                "seconds": elapsed}
     print(f"emoray label: {summary['labelled']} files labelled ({summary['windows']} window "
           f"rows), {summary['errors']} errors, {summary['parts']} parts in {elapsed:.1f} s "
-          f"({len(pending) / elapsed:.1f} files/s)", flush=True)
+          f"({pending / elapsed:.1f} files/s)", flush=True)
     summary["report"] = write_report(cfg.output)
     print(f"emoray label: report {summary['report']}", flush=True)
     return summary

@@ -8,7 +8,7 @@ atomically (a retried batch writes the same files again); **a batch is committed
 labels part exists** (possibly with zero rows). On start, speakers and errors parts without
 their labels part (a run killed between the writes) and local temp files are removed, the
 files named in committed parts are skipped, and the rest are planned into new batches whose
-names hash their members. So a killed run restarted with the same arguments, or a re-run over
+names hash their members (``emoray.label.plan``: in waves, in bounded memory). So a killed run restarted with the same arguments, or a re-run over
 a grown archive, labels each file exactly once. Every part records the labeling identity (model id and settings); a run
 with another identity refuses the output. Two runs writing to the same output at the same time
 are not supported.
@@ -19,9 +19,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.dataset as pads
@@ -43,11 +43,11 @@ class Part:
     sizes: tuple[int, ...]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Done:
-    """What the committed parts of an output hold."""
+    """The committed parts of an output."""
 
-    uris: set[str] = field(default_factory=set)  # files labelled or failed
+    parts: tuple[str, ...] = ()  # URIs of its labels parts and their errors parts
     settings: dict | None = None  # the labeling identity they were written with
 
 
@@ -104,8 +104,15 @@ def recover(output: str) -> Done:
         return Done()
     fs, path = storage.filesystem(next(iter(labels.values())))
     settings = json.loads(pq.read_schema(path, filesystem=fs).metadata[SETTINGS_KEY])
-    uris = _uris(list(labels.values())) | _uris([errors[n] for n in labels if n in errors])
-    return Done(uris, settings)
+    return Done(tuple(labels.values()) + tuple(errors[n] for n in labels if n in errors),
+                settings)
+
+
+def done_uris(done: Done, parts_at_a_time: int = 64) -> Iterator[str]:
+    """The files ``done``'s parts hold (labelled or failed), read a few parts at a time."""
+    for i in range(0, len(done.parts), parts_at_a_time):
+        yield from _read(list(done.parts[i:i + parts_at_a_time]), ERRORS_SCHEMA,
+                         ["uri"]).column("uri").to_pylist()
 
 
 def read_output(output: str) -> tuple[pa.Table, pa.Table]:
@@ -129,11 +136,6 @@ def read_speakers(output: str) -> pa.Table:
 def write_speakers(output: str, name: str, table: pa.Table) -> None:
     """A part's speaker statistics (``SPEAKERS_SCHEMA``), written before it commits."""
     storage.write_parquet(storage.join(output, SPEAKERS_DIR, f"{name}.parquet"), table)
-
-
-def _uris(parts: list[str]) -> set[str]:
-    """The ``uri`` column of Parquet ``parts``."""
-    return set(_read(parts, ERRORS_SCHEMA, ["uri"]).column("uri").to_pylist())
 
 
 def _read(parts: list[str], schema: pa.Schema, columns: list[str] | None = None) -> pa.Table:
