@@ -39,7 +39,8 @@ def run(args: dict) -> dict:
         manifest = run_preprocess(PreprocessConfig(**args["preprocess"]))
         labels = run_label(LabelConfig(**args["label"]))
         return {"nodes": nodes, "manifest": manifest, "labels": labels,
-                "tasks": settled_tasks(cluster.address, ("_shard_task", "prepare_part")),
+                "tasks": settled_tasks(cluster.address, ("_shard_task", "prepare_part",
+                                                           "commit_predicted")),
                 "actors": [{"class_name": a.class_name, "node_id": a.node_id}
                            for a in list_actors(cluster.address, limit=10_000,
                                                 raise_on_missing_output=False)]}

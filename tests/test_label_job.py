@@ -267,6 +267,7 @@ def test_model_stage_is_a_separate_actor_pool(ray_local, model, source, capsys):
     plan = capsys.readouterr().out.split("Physical Plan (Optimized)")[1]
     assert "TaskPoolMapOperator[Map(prepare_part)]" in plan
     assert "ActorPoolMapOperator[MapBatches(Predictor)]" in plan
+    assert "TaskPoolMapOperator[Map(commit_predicted)]" in plan  # parts commit on CPU tasks
 
 
 def test_killed_run_resumes_exactly_once(s3, source, model, labelled):

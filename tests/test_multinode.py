@@ -1,6 +1,6 @@
 """Preprocessing and labeling on a four-node Ray cluster on this machine, S3 in and out: decoding
-runs on the CPU nodes only (both of them), the model actor on the "GPU" node, and every trial
-and file is accounted for. The cluster lives in a subprocess (``multinode.py``) with its own
+and committing labels parts run on the CPU nodes only (both of them for preprocessing), the
+model actor on the "GPU" node, and every trial and file is accounted for. The cluster lives in a subprocess (``multinode.py``) with its own
 Ray temp dir, apart from the session's local Ray."""
 
 import json
@@ -85,6 +85,7 @@ def test_work_spreads_over_the_nodes_meant_for_it(s3, synth_corpus, fusion_model
 
     assert ran_on("_shard_task", 12) == set(nodes["cpu"])  # both CPU nodes, nothing else
     assert ran_on("prepare_part", out["labels"]["parts"]) <= set(nodes["cpu"])
+    assert ran_on("commit_predicted", out["labels"]["parts"]) <= set(nodes["cpu"])  # S3 writes
     predictors = [a for a in out["actors"] if "Predictor" in a["class_name"]]
     assert predictors and {a["node_id"] for a in predictors} == set(nodes["gpu"])
 

@@ -1,14 +1,15 @@
 """The labeling job: the Ray Data layer over ``stage``, ``speakers`` and ``parts``.
 
-The driver lists the input, skips what committed parts already hold and plans the rest into
-parts (for a speaker-normalised model, of whole speakers: ``parts.plan_parts``). Ray Data then
-streams, each file decoded once: CPU tasks, one per part, decode and featurize its files
+The driver streams the listing and plans it into parts a wave at a time, in memory that does
+not grow with the archive (``plan.Plan``), skipping what committed parts already hold (for a
+speaker-normalised model, parts of whole speakers). Ray Data then streams each wave, each file
+decoded once: CPU tasks, one per part, decode and featurize its files
 (``prepare_file``; only feature tensors and 30x80x70 crops leave a task, as one row per part)
 -> a fixed pool of model actors (``Predictor``, a GPU each when the cluster has GPUs), which
 take a part whole: its speakers' statistics come from its own clips, so a part is labelled
-without waiting for the rest of the archive, and the actor commits it -> the driver, which
-sees one row of counts per part. No stage holds the archive, and a killed job resumes from
-its committed parts.
+without waiting for the rest of the archive -> CPU tasks that commit each part
+(``commit_predicted``) -> the driver, which sees one row of counts per part. No stage holds
+the archive, and a killed job resumes from its committed parts.
 """
 
 from __future__ import annotations
@@ -130,16 +131,19 @@ def label_dataset(parts: list[Part], cfg: LabelConfig, kind: str, features: Feat
     # decoding keeps every CPU and the model shares them.
     model_cpus = (1.0 if use_gpu else 0.0) if cfg.model_cpus == "auto" else cfg.model_cpus
     ds = prepare_dataset(parts, cfg, kind, features)
-    return ds.map_batches(Predictor, batch_size=1, batch_format="numpy",
-                          compute=ray.data.ActorPoolStrategy(size=cfg.concurrency),
-                          num_cpus=model_cpus, num_gpus=1 if use_gpu else 0,
-                          **pinned(cfg.model_resource),
-                          fn_constructor_kwargs={"model_uri": cfg.model, "output": cfg.output,
-                                                 "use_gpu": use_gpu,
-                                                 "threads": max(1, int(model_cpus)),
-                                                 "key": key, "batch_size": cfg.batch_size,
-                                                 "model_id": model_id,
-                                                 "identity": identity or {}})
+    ds = ds.map_batches(Predictor, batch_size=1, batch_format="numpy",
+                        compute=ray.data.ActorPoolStrategy(size=cfg.concurrency),
+                        num_cpus=model_cpus, num_gpus=1 if use_gpu else 0,
+                        **pinned(cfg.model_resource),
+                        fn_constructor_kwargs={"model_uri": cfg.model, "use_gpu": use_gpu,
+                                               "threads": max(1, int(model_cpus)), "key": key,
+                                               "batch_size": cfg.batch_size})
+    return ds.map(commit_predicted, num_cpus=COMMIT_CPUS, **pinned(cfg.node_resource),
+                  fn_kwargs={"output": cfg.output, "labels": EMOTIONS, "model_id": model_id,
+                             "identity": identity or {}})
+
+
+COMMIT_CPUS = 0.25  # a commit is a few small writes
 
 
 def prepare_part(part: dict, kind: str, features: dict, settings: dict,
@@ -155,42 +159,42 @@ def prepare_part(part: dict, kind: str, features: dict, settings: dict,
 
 
 class Predictor:
-    """Ray actor: the model, loaded once; a part's item rows in, the part committed
-    (``parts.commit_part``), its counts out.
+    """Ray actor: the model, loaded once; a part's item rows in, the part's predicted rows
+    out (``part``, ``uris``, ``predicted``: ``schema.PREDICTED_SCHEMA`` rows, and
+    ``speakers``: its ``SPEAKERS_SCHEMA`` table or empty, both as Arrow IPC), for
+    ``commit_predicted`` to commit on a CPU node.
 
     A speaker-normalised model's audio is standardised with its speaker's statistics over the
-    part's clips, blended with the model's population (``speakers.standardise``), written as
-    the part's ``speakers/`` part before its labels."""
+    part's clips, blended with the model's population (``speakers.standardise``)."""
 
-    def __init__(self, model_uri: str, output: str, use_gpu: bool, threads: int,
-                 key=speaker_key, batch_size: int = 32, model_id: str = "",
-                 identity: dict | None = None):
+    def __init__(self, model_uri: str, use_gpu: bool, threads: int, key=speaker_key,
+                 batch_size: int = 32):
         torch.set_num_threads(threads)
         self.model, self.info = load_model(model_uri, device="cuda" if use_gpu else "cpu")
-        self.output, self.key, self.batch_size = output, key, batch_size
-        self.model_id, self.identity = model_id, identity or {}
+        self.key, self.batch_size = key, batch_size
         self.audio_in = audio_input(audio_config(self.model), self.info.features.audio)
         self.norm = self.audio_in is not None and self.audio_in.speaker_norm
 
     def __call__(self, batch: dict) -> dict:
-        counts = [commit_part(self.output, name, list(uris), self.predicted(from_ipc(items))
-                              .to_pylist(), self.info.labels, self.model_id, self.identity)
-                  for name, uris, items in zip(batch["part"], batch["uris"], batch["items"])]
-        return {k: np.asarray([c[k] for c in counts]) for k in counts[0]}
+        out = {"part": batch["part"], "uris": batch["uris"], "predicted": [], "speakers": []}
+        for items in batch["items"]:
+            predicted, speakers = self.predicted(from_ipc(items))
+            out["predicted"].append(to_ipc(predicted))
+            out["speakers"].append(b"" if speakers is None else to_ipc(speakers))
+        return {k: np.asarray(v, object) if isinstance(v, list) else v for k, v in out.items()}
 
-    def predicted(self, items: pa.Table) -> pa.Table:
-        """A part's item rows with probabilities (``schema.PREDICTED_SCHEMA``)."""
+    def predicted(self, items: pa.Table) -> tuple[pa.Table, pa.Table | None]:
+        """A part's item rows with probabilities (``schema.PREDICTED_SCHEMA``), and for a
+        speaker-normalised model its speakers' statistics (``SPEAKERS_SCHEMA``)."""
         f = self.info.features
         audio = tensors(items, "audio", f.audio.shape, np.float32)
         if self.audio_in is not None and not self.audio_in.identity:
             audio = [x if x is None else self.audio_in(x) for x in audio]
         keys = [self.key(u) for u in items.column("uri").to_pylist()]
-        counts, readout_stats = [None] * len(keys), None
+        counts, readout_stats, stats = [None] * len(keys), None, None
         if self.norm:
             audio, readout_stats, counts, stats = standardise(self.model, self.audio_in, keys,
                                                               audio, self.batch_size)
-            if len(stats):
-                write_speakers(self.output, items.column("part")[0].as_py(), stats)
         video = tensors(items, "video", f.video.shape, np.uint8)
         modality = items.column("modality").to_pylist()
         probs = np.concatenate([np.zeros((0, 8), np.float32)] + [
@@ -198,4 +202,15 @@ class Predictor:
                     audio[i:i + self.batch_size], video[i:i + self.batch_size],
                     None if readout_stats is None else readout_stats[i:i + self.batch_size])
             for i in range(0, len(keys), self.batch_size)])
-        return predicted_table(items, probs, keys, counts)
+        return (predicted_table(items, probs, keys, counts),
+                stats if stats is not None and len(stats) else None)
+
+
+def commit_predicted(row: dict, output: str, labels: tuple[str, ...], model_id: str,
+                     identity: dict) -> dict:
+    """Ray task body: commit one part from a ``Predictor`` row (``parts.commit_part``; its
+    speakers part first); returns its counts (``part``, ``files``, ``windows``, ``errors``)."""
+    if row["speakers"]:
+        write_speakers(output, row["part"], from_ipc(row["speakers"]))
+    return commit_part(output, row["part"], list(row["uris"]),
+                       from_ipc(row["predicted"]).to_pylist(), labels, model_id, identity)
