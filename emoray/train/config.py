@@ -66,6 +66,9 @@ class StageConfig:
     keep_best: bool = False  # final model: the best validation UAR epoch (else the last epoch)
     shuffle_buffer: int = 1024  # rows per worker shuffled together each epoch (the training
     # split is shuffled across blocks once, and its blocks are read in a new order each epoch)
+    channel_copies: int = 0  # audio: hear each training actor this many more times, each
+    #     copy through a recording channel drawn at random (emoray.features.channels), a
+    #     speaker of its own; an epoch then holds (1 + copies) times the clips
 
     def validate(self) -> None:
         for name in ("epochs", "batch_size", "shuffle_buffer"):
@@ -75,6 +78,8 @@ class StageConfig:
             raise ConfigError("lr: must be > 0")
         if self.mixup < 0:
             raise ConfigError("mixup: must be >= 0 (0 turns it off)")
+        if self.channel_copies < 0:
+            raise ConfigError("channel_copies: must be >= 0 (0 turns it off)")
 
 
 @dataclass
@@ -128,6 +133,10 @@ class TrainConfig:
                                       "(each fold trains its own branches)")
         for kind in STAGES:
             model_config(kind, getattr(self, kind).preset, getattr(self, kind).model)
+        for kind in ("video", "fusion"):
+            if getattr(self, kind).channel_copies:
+                raise ConfigError(f"{kind}.channel_copies: recording channels are simulated "
+                                  "for the audio stage only")
 
 
 def train_config(data: dict) -> TrainConfig:

@@ -9,11 +9,14 @@ standardised per actor (``speaker_stats``, ``audio_rows``: each actor's statisti
 own clips, labels unused, blended with the training population by the model's
 ``speaker_prior``; with ``speaker_subsets`` each training clip's from a random subset).
 A model with a speaker head gets two more passes once trained (``speaker_head_rows``): its
-readouts of every clip, then its predictions with the fitted head.
+readouts of every clip, then its predictions with the fitted head. With ``channel_copies``
+each training actor is heard again through recording channels drawn at random
+(``with_channels``), each copy a speaker of its own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,7 +26,8 @@ from ray.data.expressions import col
 
 from emoray import manifest, storage
 from emoray.artifact import load_model
-from emoray.features import speakers
+from emoray.features import channels, speakers
+from emoray.features.config import AudioFeatureConfig
 from emoray.models import AudioInput, population
 from emoray.train.splits import Split
 
@@ -34,6 +38,51 @@ def read_shards(data: str, columns: list[str]) -> ray.data.Dataset:
     fs, _ = storage.filesystem(uris[0])
     return ray.data.read_parquet([storage.filesystem(u)[1] for u in uris], filesystem=fs,
                                  columns=columns)
+
+
+COPY_ACTOR = 1000
+"""Copy k of actor a is actor ``a + k * COPY_ACTOR``; its trials are ``<trial>~ch<k>``."""
+
+
+def with_channels(split: Split, copies: int) -> Split:
+    """``split`` whose training trials include those of each channel copy (``channel_rows``)."""
+    if not copies:
+        return split
+    extra = tuple(f"{t}~ch{k}" for k in range(1, copies + 1) for t in split.train)
+    return dataclasses.replace(split, train=split.train + extra)
+
+
+def _channel_rows(batch: dict[str, np.ndarray], train: frozenset, copies: int,
+                  features: AudioFeatureConfig, seed: int) -> dict[str, np.ndarray]:
+    out = {k: list(v) for k, v in batch.items()}
+    drawn = {}
+    for i, (trial, actor) in enumerate(zip(batch["trial_id"], batch["actor"])):
+        if trial not in train:
+            continue
+        for k in range(1, copies + 1):
+            if (actor, k) not in drawn:  # one channel per copy of an actor
+                rng = np.random.default_rng([seed, int(actor), k])
+                drawn[actor, k] = channels.random_channel(rng)
+            for name, v in batch.items():
+                out[name].append(v[i])
+            out["trial_id"][-1] = f"{trial}~ch{k}"
+            out["actor"][-1] = int(actor) + k * COPY_ACTOR
+            out["audio"][-1] = channels.apply(batch["audio"][i], drawn[actor, k], features)
+    return {**{k: np.asarray(v, object if k == "trial_id" else batch[k].dtype)
+               for k, v in out.items() if k not in ("actor", "audio")},
+            "actor": np.asarray(out["actor"], np.int64), "audio": np.stack(out["audio"])}
+
+
+def channel_rows(ds: ray.data.Dataset, split: Split, copies: int,
+                 features: AudioFeatureConfig, seed: int) -> ray.data.Dataset:
+    """Audio rows (with ``actor``) and, for ``copies``, each of the ``split``'s training rows
+    again through the copy's channel of its actor (drawn from ``seed``, the actor and the
+    copy)."""
+    if not copies:
+        return ds
+    return ds.map_batches(_channel_rows, batch_format="numpy", fn_kwargs={
+        "train": frozenset(split.train), "copies": copies, "features": features,
+        "seed": seed})
 
 
 def split_datasets(ds: ray.data.Dataset, split: Split, inputs: list[str], cache: bool,
@@ -140,22 +189,34 @@ def audio_rows(ds: ray.data.Dataset, audio_in: AudioInput,
                           fn_kwargs={"stats": stats, "blocks": audio_in.blocks})
 
 
+def audio_shard_rows(data: str, split: Split, copies: int, features: AudioFeatureConfig,
+                     seed: int) -> ray.data.Dataset:
+    """trial_id, label, actor and audio of every audio row, with ``copies`` channel copies
+    of the training rows (``channel_rows``; ``split`` as ``with_channels`` gives it or not)."""
+    ds = read_shards(data, ["trial_id", "label", "actor", "has_audio", "audio"])
+    ds = ds.filter(expr=col("has_audio")).select_columns(["trial_id", "label", "actor", "audio"])
+    return channel_rows(ds, split, copies, features, seed)
+
+
 def branch_datasets(data: str, kind: str, split: Split, cache: bool, seed: int,
-                    audio_in: AudioInput | None = None,
-                    net=None) -> tuple[dict, SpeakerStats | None]:
+                    audio_in: AudioInput | None = None, net=None, copies: int = 0,
+                    features: AudioFeatureConfig | None = None
+                    ) -> tuple[dict, SpeakerStats | None]:
     """Rows that have the ``kind`` (audio or video) modality, and for a speaker-normalised
     audio network (``net``: its ``AudioNetConfig``) the ``SpeakerStats`` they are
-    standardised with (``speaker_stats`` with the network's prior, subsets and level)."""
-    ds = read_shards(data, ["trial_id", "label", f"has_{kind}", kind]
-                     + (["actor"] if audio_in and audio_in.speaker_norm else []))
-    ds = ds.filter(expr=col(f"has_{kind}"))
+    standardised with (``speaker_stats`` with the network's prior, subsets and level).
+    Audio trains on ``copies`` channel copies of each training actor too (``split``: as
+    ``with_channels`` gives it)."""
     stats = None
     if kind == "audio":
-        ds = model_input_rows(ds, audio_in)
+        ds = model_input_rows(audio_shard_rows(data, split, copies, features, seed), audio_in)
         if audio_in.speaker_norm:
             stats = speaker_stats(ds, audio_in, split.train, net.speaker_prior,
                                   net.speaker_subsets, seed, level=net.speaker_level)
             ds = audio_rows(ds, audio_in, stats)
+    else:
+        ds = read_shards(data, ["trial_id", "label", f"has_{kind}", kind])
+        ds = ds.filter(expr=col(f"has_{kind}"))
     return split_datasets(ds, split, [kind], cache, seed), stats
 
 
@@ -218,15 +279,13 @@ class SpeakerHeadUDF:
         return {**out, "y_pred": self.model(audio, stats).argmax(1).cpu().numpy()}
 
 
-def speaker_head_rows(data: str, audio_in: AudioInput, model, use_gpu: bool,
+def speaker_head_rows(rows: ray.data.Dataset, audio_in: AudioInput, model, use_gpu: bool,
                       stats: SpeakerStats, readouts: SpeakerStats | None = None,
                       trials=None) -> ray.data.Dataset:
-    """Every audio row (or those of ``trials``), standardised as ``stats`` says, as
-    ``SpeakerHeadUDF`` gives it: trial_id, actor, label and ``readout``, or with ``readouts``
-    ``y_pred``."""
-    ds = read_shards(data, ["trial_id", "label", "actor", "has_audio", "audio"])
-    ds = audio_rows(model_input_rows(ds.filter(expr=col("has_audio")), audio_in), audio_in,
-                    stats)
+    """Audio ``rows`` (``audio_shard_rows``; or only those of ``trials``), standardised as
+    ``stats`` says, as ``SpeakerHeadUDF`` gives them: trial_id, actor, label and
+    ``readout``, or with ``readouts`` ``y_pred``."""
+    ds = audio_rows(model_input_rows(rows, audio_in), audio_in, stats)
     if trials is not None:
         ds = ds.filter(expr=col("trial_id").is_in(list(trials)))
     return ds.map_batches(SpeakerHeadUDF, fn_constructor_args=(model, use_gpu, readouts),

@@ -127,9 +127,12 @@ def run_stage(kind: str, cfg: TrainConfig, split: Split, meta: pa.Table,
         model_cfg = model_config(kind, stage.preset, stage.model)
         audio_in = audio_input(model_cfg, features.audio) if kind == "audio" else None
         datasets, speaker_stats = train_data.branch_datasets(
-            cfg.data, kind, split, cfg.cache_data, cfg.seed, audio_in, model_cfg)
+            cfg.data, kind, train_data.with_channels(split, stage.channel_copies),
+            cfg.cache_data, cfg.seed, audio_in, model_cfg, stage.channel_copies,
+            features.audio)
         dims = None
-    spec = stage_spec(kind, stage, features, _labels(meta, split.train, kind),
+    train_labels = np.tile(_labels(meta, split.train, kind), 1 + stage.channel_copies)
+    spec = stage_spec(kind, stage, features, train_labels,
                       "val" in datasets, cfg.seed, threads, cfg.workers.num_workers, dims,
                       "test" in datasets)
     fs, ckpt_path = storage.filesystem(storage.join(run_uri, "checkpoints"))
@@ -151,7 +154,8 @@ def run_stage(kind: str, cfg: TrainConfig, split: Split, meta: pa.Table,
     if hasattr(model, "input_population"):
         model.input_population.copy_(torch.as_tensor(speaker_stats.population))
     if kind == "audio" and model.readout_dim:
-        test = fit_speaker_head(model, cfg.data, split, spec, features, use_gpu, speaker_stats)
+        test = fit_speaker_head(model, cfg.data, split, spec, features, use_gpu, speaker_stats,
+                                stage.channel_copies)
     artifact = storage.join(run_uri, "models", split.name, f"{kind}.pt")
     y_true, y_pred = (np.asarray(test[k]) if test else np.zeros(0) for k in ("y_true", "y_pred"))
     summary = {"run": cfg.name, "split": split.name, "protocol": dataclasses.asdict(cfg.protocol),
@@ -167,15 +171,20 @@ def run_stage(kind: str, cfg: TrainConfig, split: Split, meta: pa.Table,
 
 
 def fit_speaker_head(model, data: str, split: Split, spec: dict, features: FeatureConfig,
-                     use_gpu: bool, stats: train_data.SpeakerStats) -> dict | None:
+                     use_gpu: bool, stats: train_data.SpeakerStats,
+                     copies: int = 0) -> dict | None:
     """Fit ``model``'s speaker heads (``emoray.train.speaker_head``) on the split's training
-    rows (their input standardised as in training, ``stats``), each with the readout
+    rows and their ``copies`` channel copies (their input standardised as in training,
+    ``stats``), each with the readout
     statistics of the clips its input statistics came from: its actor's, or with
     ``speaker_subsets`` its subset's, blended with the training population's readout
     statistics by the prior (which the model then carries). Returns the test predictions (as
     ``train_loop`` gives them) of the model with its heads, None without test trials."""
     audio_in = audio_input(model.cfg, features.audio)
-    rows = train_data.speaker_head_rows(data, audio_in, model, use_gpu, stats).to_pandas()
+    split = train_data.with_channels(split, copies)
+    rows = train_data.speaker_head_rows(
+        train_data.audio_shard_rows(data, split, copies, features.audio, spec["seed"]),
+        audio_in, model, use_gpu, stats).to_pandas()
     keys = [actor_key(a) for a in rows["actor"]]
     trials = [str(t) for t in rows["trial_id"]]
     readouts = np.stack(rows["readout"].to_numpy())
@@ -198,8 +207,9 @@ def fit_speaker_head(model, data: str, split: Split, spec: dict, features: Featu
         model.readout_population.copy_(torch.as_tensor(pop))
     if not spec["has_test"]:
         return None
-    pred = train_data.speaker_head_rows(data, audio_in, model, use_gpu, stats,
-                                        train_data.SpeakerStats(actors), split.test).to_pandas()
+    pred = train_data.speaker_head_rows(
+        train_data.audio_shard_rows(data, split, 0, features.audio, spec["seed"]), audio_in,
+        model, use_gpu, stats, train_data.SpeakerStats(actors), split.test).to_pandas()
     return {"y_true": pred["label"].tolist(), "y_pred": pred["y_pred"].tolist(),
             "trial_id": [str(t) for t in pred["trial_id"]]}
 
