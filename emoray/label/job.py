@@ -191,17 +191,19 @@ class Predictor:
         if self.audio_in is not None and not self.audio_in.identity:
             audio = [x if x is None else self.audio_in(x) for x in audio]
         keys = [self.key(u) for u in items.column("uri").to_pylist()]
-        counts, readout_stats, stats = [None] * len(keys), None, None
+        counts, readout_stats, readouts, stats = [None] * len(keys), None, None, None
         if self.norm:
-            audio, readout_stats, counts, stats = standardise(self.model, self.audio_in, keys,
-                                                              audio, self.batch_size)
+            std = standardise(self.model, self.audio_in, keys, audio, self.batch_size)
+            audio, readout_stats, readouts = std.audio, std.readout_stats, std.readouts
+            counts, stats = std.clips, std.table
         video = tensors(items, "video", f.video.shape, np.uint8)
         modality = items.column("modality").to_pylist()
+        b = self.batch_size
         probs = np.concatenate([np.zeros((0, 8), np.float32)] + [
-            predict(self.model, self.info.kind, modality[i:i + self.batch_size],
-                    audio[i:i + self.batch_size], video[i:i + self.batch_size],
-                    None if readout_stats is None else readout_stats[i:i + self.batch_size])
-            for i in range(0, len(keys), self.batch_size)])
+            predict(self.model, self.info.kind, modality[i:i + b], audio[i:i + b],
+                    video[i:i + b], None if readout_stats is None else readout_stats[i:i + b],
+                    None if readouts is None else readouts[i:i + b])
+            for i in range(0, len(keys), b)])
         return (predicted_table(items, probs, keys, counts),
                 stats if stats is not None and len(stats) else None)
 

@@ -14,6 +14,7 @@ of the file).
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -45,14 +46,24 @@ def load_grouping(setting: str) -> Callable[[str], str]:
     return speakers.grouping("table", {storage.absolute(u): str(s) for u, s in zip(uris, who)})
 
 
+@dataclass(frozen=True)
+class Standardised:
+    """A part's audio as a speaker-normalised model takes it (``standardise``); lists align
+    with the clips, None where a clip has no audio."""
+
+    audio: list  # each clip standardised with its speaker's statistics
+    readout_stats: list | None  # with speaker heads: its speaker's readout statistics [2, D]
+    readouts: list | None  # with speaker heads: its readout [D] (the heads' input)
+    clips: list  # how many clips its speaker's statistics came from
+    table: pa.Table  # the statistics, one row per speaker (``schema.SPEAKERS_SCHEMA``)
+
+
 def standardise(model, audio_in: AudioInput, keys: list[str], audio: list,
-                batch_size: int = 256) -> tuple[list, list | None, list, pa.Table]:
-    """(audio, readout_stats, clips, statistics) for a speaker-normalised ``model``: each
-    clip of ``audio`` (its network inputs ``audio_in``; None passes through) standardised
-    with its speaker's statistics (by ``keys``) over the clips given, blended with the
-    model's population; with speaker heads each clip's speaker's readout statistics [2, D]
-    over the readouts of those standardised clips, blended likewise; how many clips each
-    clip's speaker statistics came from; and those statistics (``schema.SPEAKERS_SCHEMA``)."""
+                batch_size: int = 256) -> Standardised:
+    """Each clip of ``audio`` (its network inputs ``audio_in``; None passes through) of a
+    speaker-normalised ``model`` standardised with its speaker's statistics (by ``keys``) over
+    the clips given, blended with the model's population; with speaker heads, the readouts of
+    the standardised clips and each speaker's readout statistics over them, blended likewise."""
     idx = [i for i, x in enumerate(audio) if x is not None]
     sums = speakers.clip_sums([keys[i] for i in idx], [audio[i] for i in idx], audio_in.blocks)
     stats = blended(model, "input", sums, audio_in)
@@ -60,24 +71,27 @@ def standardise(model, audio_in: AudioInput, keys: list[str], audio: list,
     n = speakers.clips(sums)
     clips = [None if x is None else n[k] for k, x in zip(keys, audio)]
     net = audio_branch(model)
-    readouts = {}
-    if net.readout_dim and idx:
-        device = next(net.parameters()).device
-        with torch.inference_mode():
-            z = np.concatenate([net.readout(torch.from_numpy(np.stack(
-                [audio[i] for i in idx[j:j + batch_size]])).to(device)).float().cpu().numpy()
-                for j in range(0, len(idx), batch_size)])
-        readouts = blended(model, "readout", speakers.clip_sums([keys[i] for i in idx], z))
-    rows = None
+    readouts, rows, z_rows = {}, None, None
     if net.readout_dim:
+        z = np.zeros((0, net.readout_dim), np.float32)
+        if idx:
+            device = next(net.parameters()).device
+            with torch.inference_mode():
+                z = np.concatenate([net.readout(torch.from_numpy(np.stack(
+                    [audio[i] for i in idx[j:j + batch_size]])).to(device)).float().cpu()
+                    .numpy() for j in range(0, len(idx), batch_size)])
+            readouts = blended(model, "readout", speakers.clip_sums([keys[i] for i in idx], z))
         rows = [None if x is None else np.asarray(readouts[k], np.float32)
                 for k, x in zip(keys, audio)]
+        z_rows = [None] * len(audio)
+        for i, zi in zip(idx, z):
+            z_rows[i] = zi
     table = pa.Table.from_pylist(
         [{"speaker": k, "clips": n[k], "mean": stats[k][0], "std": stats[k][1],
           "readout_mean": readouts[k][0] if k in readouts else None,
           "readout_std": readouts[k][1] if k in readouts else None} for k in sorted(stats)],
         SPEAKERS_SCHEMA)
-    return audio, rows, clips, table
+    return Standardised(audio, rows, z_rows, clips, table)
 
 
 def blended(model, part: str, sums: speakers.SpeakerSums,

@@ -127,12 +127,15 @@ def _item(model_kind: str, info: Probe, feats, wave, crops, face, settings: Sett
 
 def predict(model: torch.nn.Module, model_kind: str, modality: list[str | None],
             audio: list[np.ndarray | None], video: list[np.ndarray | None],
-            readout_stats: list[np.ndarray | None] | None = None) -> np.ndarray:
+            readout_stats: list[np.ndarray | None] | None = None,
+            readouts: list[np.ndarray | None] | None = None) -> np.ndarray:
     """Class probabilities [n, 8] (float32) of each row with a modality, NaN for the others.
 
     ``model`` is an artifact's model of ``model_kind``; a fusion model labels audio-only and
     video-only rows with its own branches. ``readout_stats``: each audio row's speaker's
-    readout statistics [2, D], for an audio network with a speaker head.
+    readout statistics [2, D], for an audio network with a speaker head; ``readouts``: the
+    rows' readouts [D] when they are already computed (``emoray.label.speakers``), so that
+    the network's convolutions do not run twice.
     """
     out = np.full((len(modality), 8), np.nan, dtype=np.float32)
     device = next(model.parameters()).device
@@ -148,8 +151,10 @@ def predict(model: torch.nn.Module, model_kind: str, modality: list[str | None],
             if m != "audio":
                 inputs.append(torch.from_numpy(np.stack([video[i] for i in idx])).to(device))
             if m == "audio" and readout_stats is not None:
-                stats = np.stack([readout_stats[i] for i in idx])
-                inputs.append(torch.from_numpy(stats).to(device))
+                for extra in (readout_stats, readouts):
+                    if extra is not None:
+                        inputs.append(torch.from_numpy(np.stack([extra[i] for i in idx]))
+                                      .to(device))
             out[idx] = torch.softmax(net(*inputs).float(), dim=1).cpu().numpy()
     return out
 

@@ -111,13 +111,15 @@ class AudioNet(nn.Module):
             h = torch.cat([h, self.stats(utterance_functionals(raw, mask))], 1)
         return h
 
-    def forward(self, audio: torch.Tensor,
-                readout_stats: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, audio: torch.Tensor, readout_stats: torch.Tensor | None = None,
+                readout: torch.Tensor | None = None) -> torch.Tensor:
         """Logits; with ``readout_stats`` [B, 2, readout_dim] (each clip's speaker's readout
-        mean and std) those of the speaker head."""
+        mean and std) those of the speaker head, over ``readout`` when it is given (the
+        clips' ``readout``, already computed for their statistics)."""
         if readout_stats is None or not self.readout_dim:
             return self.out(self.embed(audio))
-        return self.speaker_head(standardise(self.readout(audio), readout_stats))
+        z = self.readout(audio) if readout is None else readout.to(audio)
+        return self.speaker_head(standardise(z, readout_stats))
 
 
 def standardise(z: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
@@ -154,7 +156,7 @@ class SummaryNet(nn.Module):
 
     readout_dim = 0  # no speaker head
 
-    def forward(self, audio: torch.Tensor, readout_stats=None) -> torch.Tensor:
+    def forward(self, audio: torch.Tensor, readout_stats=None, readout=None) -> torch.Tensor:
         return self.out(self.embed(audio))
 
 
@@ -197,15 +199,17 @@ class AudioEnsemble(nn.Module):
         return torch.cat([m.readout(x) for m, x in zip(self.members, self.parts(audio))
                           if m.readout_dim], 1)
 
-    def forward(self, audio: torch.Tensor,
-                readout_stats: torch.Tensor | None = None) -> torch.Tensor:
-        stats = [None] * len(self.members)
+    def forward(self, audio: torch.Tensor, readout_stats: torch.Tensor | None = None,
+                readout: torch.Tensor | None = None) -> torch.Tensor:
+        stats = readouts = [None] * len(self.members)
+        dims = [m.readout_dim for m in self.members]
         if readout_stats is not None:
-            dims = [m.readout_dim for m in self.members]
             cuts = torch.split(readout_stats, dims, dim=2)
             stats = [c if d else None for c, d in zip(cuts, dims)]
-        logits = torch.stack([m(x, s) for m, x, s in
-                              zip(self.members, self.parts(audio), stats)], 1)
+        if readout is not None:
+            readouts = [c if d else None for c, d in zip(torch.split(readout, dims, dim=1), dims)]
+        logits = torch.stack([m(x, s, z) for m, x, s, z in
+                              zip(self.members, self.parts(audio), stats, readouts)], 1)
         if self.training:
             return logits
         return torch.log(torch.softmax(logits.float(), -1).mean(1))
