@@ -76,8 +76,9 @@ def _probs(rows: pa.Table) -> np.ndarray:
 def label_counts(files: pa.Table) -> dict[str, Counter]:
     """modality -> Counter of labels, in ``MODALITIES`` order (then any other)."""
     out: dict[str, Counter] = {}
-    for m, label in zip(files["modality"].to_pylist(), files["label"].to_pylist()):
-        out.setdefault(m, Counter())[label] += 1
+    counts = files.group_by(["modality", "label"]).aggregate([([], "count_all")])
+    for m, label, n in zip(*(counts[c].to_pylist() for c in ("modality", "label", "count_all"))):
+        out.setdefault(m, Counter())[label] += n
     return dict(sorted(out.items(), key=lambda kv: _order(kv[0], MODALITIES)))
 
 
@@ -87,9 +88,9 @@ def _order(name: str, known: tuple[str, ...]) -> tuple[int, str]:
 
 def longest_windowed(files: pa.Table, windows: pa.Table, n: int) -> list[tuple[dict, pa.Table]]:
     """The ``n`` longest recordings labelled in windows: (file row, its window rows by time)."""
-    windowed = set(windows["uri"].to_pylist())
-    rows = sorted((r for r in files.select(["uri", "duration_s", "modality", "label"]).to_pylist()
-                   if r["uri"] in windowed), key=lambda r: (-r["duration_s"], r["uri"]))[:n]
+    windowed = files.filter(pc.is_in(files["uri"], value_set=pc.unique(windows["uri"])))
+    rows = sorted(windowed.select(["uri", "duration_s", "modality", "label"]).to_pylist(),
+                  key=lambda r: (-r["duration_s"], r["uri"]))[:n]
     return [(r, windows.filter(pc.equal(windows["uri"], r["uri"])).sort_by("window_start_s"))
             for r in rows]
 
@@ -115,10 +116,9 @@ def plot_labels(files: pa.Table):
 
 def plot_confidence(files: pa.Table):
     top = top_probability(files)
-    modality = np.array(files["modality"].to_pylist())
-    present = sorted(set(modality), key=lambda m: _order(m, MODALITIES))
+    present = sorted(_distinct(files, "modality"), key=lambda m: _order(m, MODALITIES))
     fig, ax = plt.subplots(figsize=(8, 4))
-    ax.hist([top[modality == m] for m in present], bins=np.linspace(0, 1, 21), stacked=True,
+    ax.hist([top[_is(files, "modality", m)] for m in present], bins=np.linspace(0, 1, 21), stacked=True,
             color=[MODALITY_COLORS.get(m, "#999999") for m in present], label=present)
     ax.axvline(1 / len(EMOTIONS), color="black", ls="--", lw=1, label="chance (1/8)")
     ax.set_xlim(0, 1)
@@ -175,7 +175,7 @@ def plot_timeline(row: dict, windows: pa.Table):
 
 def report_markdown(output: str, files: pa.Table, windows: pa.Table, errors: pa.Table,
                     timelines: list[tuple[dict, pa.Table]]) -> str:
-    n_windowed = len(set(windows["uri"].to_pylist()))
+    n_windowed = len(pc.unique(windows["uri"]))
     lines = ["# Label report", "", f"Output: {_code(output, cell=False)}", "",
              f"**{_count(len(files) + len(errors), 'file')}**: {len(files):,} labelled "
              f"({n_windowed:,} of them in windows, {len(windows):,} window rows), "
@@ -222,12 +222,11 @@ def _labels_section(files: pa.Table) -> list[str]:
     lines += ["| **all** | " + " | ".join(f"{n:,}" for n in totals) + f" | {sum(totals):,} |",
               ""]
     top = top_probability(files)
-    modality = np.array(files["modality"].to_pylist())
     lines += ["## Confidence", "", "![top probability](confidence.png)", "",
               "| modality | files | median top probability | top probability below 0.5 |",
               "|---|---:|---:|---:|"]
     for m in [*modalities, "all"]:
-        t = top if m == "all" else top[modality == m]
+        t = top if m == "all" else top[_is(files, "modality", m)]
         lines.append(f"| {m} | {len(t):,} | {np.median(t):.2f} | {np.mean(t < 0.5):.0%} |")
     return lines + [""]
 
@@ -251,29 +250,31 @@ def _errors_section(errors: pa.Table) -> list[str]:
 
 
 def _speakers_section(files: pa.Table) -> list[str]:
-    rows = [r for r in files.select([c for c in ("speaker", "speaker_clips", "label")
-                                     if c in files.column_names]).to_pylist()
-            if r["speaker"] is not None]
-    if not rows:
+    files = files.filter(pc.is_valid(files["speaker"]))
+    if not len(files):
         return []
-    by = {}
-    for r in rows:
-        by.setdefault(r["speaker"], []).append(r)
-    top = sorted(by.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:SPEAKERS]
+    per = files.group_by("speaker").aggregate([([], "count_all")]).to_pylist()
+    top = sorted(per, key=lambda r: (-r["count_all"], r["speaker"]))[:SPEAKERS]
     lines = ["## Speakers", "", f"The {len(top)} speakers with the most files "
-             f"(of {len(by):,}); labels: the three most frequent, with their share.", "",
+             f"(of {len(per):,}); labels: the three most frequent, with their share.", "",
              "| speaker | files | speaker_clips | labels |", "|---|---:|---:|---|"]
-    for speaker, mine in top:
-        clips = {r.get("speaker_clips") for r in mine} - {None}
-        spread = Counter(r["label"] for r in mine).most_common(3)
-        lines.append(f"| {_code(speaker)} | {len(mine):,} | "
-                     f"{', '.join(map(str, sorted(clips))) or '-'} | "
+    for r in top:
+        mine = files.filter(pc.equal(files["speaker"], r["speaker"]))
+        clips = _distinct(mine, "speaker_clips") if "speaker_clips" in mine.column_names else []
+        spread = Counter(mine["label"].to_pylist()).most_common(3)
+        lines.append(f"| {_code(r['speaker'])} | {len(mine):,} | "
+                     f"{', '.join(map(str, clips)) or '-'} | "
                      + ", ".join(f"{e} {n / len(mine):.0%}" for e, n in spread) + " |")
     return lines + [""]
 
 
+def _is(t: pa.Table, column: str, value) -> np.ndarray:
+    """bool [rows]: where ``column`` equals ``value``."""
+    return pc.fill_null(pc.equal(t[column], value), False).to_numpy(zero_copy_only=False)
+
+
 def _distinct(t: pa.Table, column: str) -> list[str]:
-    return sorted(v for v in set(t[column].to_pylist()) if v is not None)
+    return sorted(v for v in pc.unique(t[column]).to_pylist() if v is not None)
 
 
 def _count(n: int, noun: str) -> str:
