@@ -51,18 +51,25 @@ def clip(work: Path) -> Path:
     return path
 
 
+LINKS = 50_000  # hard links per copy of the clip (a file system caps links per file)
+
+
 def archive(work: Path, n: int) -> Path:
-    """``n`` hard links of ``clip`` in folders of ``PER_SPEAKER`` (made once)."""
+    """``n`` hard links of copies of ``clip`` in folders of ``PER_SPEAKER`` (made once)."""
     root = work / f"archive-{n}"
     if not root.exists():
-        src = clip(work)
         tmp = work / f"archive-{n}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / "sources").mkdir(parents=True)
         for i in range(n):
             folder = tmp / f"speaker{i // PER_SPEAKER:06d}"
             if i % PER_SPEAKER == 0:
-                folder.mkdir(parents=True)
+                folder.mkdir()
+            src = tmp / "sources" / f"clip{i // LINKS}{clip(work).suffix}"
+            if i % LINKS == 0:
+                shutil.copy(clip(work), src)
             os.link(src, folder / f"rec{i % PER_SPEAKER:02d}{src.suffix}")
+        os.rename(tmp / "sources", work / f"sources-{n}")  # not part of the archive
         tmp.rename(root)
     return root
 

@@ -143,7 +143,7 @@ def label_dataset(parts: list[Part], cfg: LabelConfig, kind: str, features: Feat
                              "identity": identity or {}})
 
 
-COMMIT_CPUS = 0.25  # a commit is a few small writes
+COMMIT_CPUS = 0.25  # a commit is a few small writes (0 measured slower: 0.72x against 0.78x)
 
 
 def prepare_part(part: dict, kind: str, features: dict, settings: dict,
