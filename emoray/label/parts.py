@@ -112,7 +112,7 @@ def done_uris(done: Done, parts_at_a_time: int = 64) -> Iterator[str]:
     """The files ``done``'s parts hold (labelled or failed), read a few parts at a time."""
     for i in range(0, len(done.parts), parts_at_a_time):
         yield from _read(list(done.parts[i:i + parts_at_a_time]), ERRORS_SCHEMA,
-                         ["uri"]).column("uri").to_pylist()
+                         ["uri"], parts_at_a_time).column("uri").to_pylist()
 
 
 def read_output(output: str) -> tuple[pa.Table, pa.Table]:
@@ -138,13 +138,17 @@ def write_speakers(output: str, name: str, table: pa.Table) -> None:
     storage.write_parquet(storage.join(output, SPEAKERS_DIR, f"{name}.parquet"), table)
 
 
-def _read(parts: list[str], schema: pa.Schema, columns: list[str] | None = None) -> pa.Table:
-    """Parquet ``parts`` as one table (read in parallel)."""
+def _read(parts: list[str], schema: pa.Schema, columns: list[str] | None = None,
+          at_a_time: int = 64) -> pa.Table:
+    """Parquet ``parts`` as one table, read ``at_a_time`` parts together (in parallel; one
+    scan of thousands of parts holds far more memory than their rows)."""
     if not parts:
         return schema.empty_table().select(columns or schema.names)
     fs, _ = storage.filesystem(parts[0])
     paths = [storage.filesystem(p)[1] for p in parts]
-    return pads.dataset(paths, filesystem=fs, format="parquet").to_table(columns=columns)
+    return pa.concat_tables(
+        pads.dataset(paths[i:i + at_a_time], filesystem=fs, format="parquet")
+        .to_table(columns=columns) for i in range(0, len(paths), at_a_time))
 
 
 def _parts(prefix: str) -> dict[str, str]:
