@@ -78,14 +78,17 @@ def test_work_spreads_over_the_nodes_meant_for_it(s3, synth_corpus, fusion_model
     nodes = out["nodes"]
     assert len(nodes["cpu"]) == 2 and len(nodes["gpu"]) == 1
 
-    def ran_on(fragment: str, count: int) -> set[str]:
+    def ran_on(fragment: str, count: int, exactly: bool = True) -> set[str]:
+        """Nodes of the ``count`` tasks named ``fragment`` (without ``exactly``: of 1 to
+        ``count`` tasks, for a stage whose small rows Ray Data may bundle into one task)."""
         tasks = [t for t in out["tasks"] if fragment in t["name"]]
-        assert len(tasks) == count and all(t["state"] == "FINISHED" for t in tasks), tasks
+        assert (len(tasks) == count if exactly else 1 <= len(tasks) <= count), tasks
+        assert all(t["state"] == "FINISHED" for t in tasks), tasks
         return {t["node_id"] for t in tasks}
 
     assert ran_on("_shard_task", 12) == set(nodes["cpu"])  # both CPU nodes, nothing else
     assert ran_on("prepare_part", out["labels"]["parts"]) <= set(nodes["cpu"])
-    assert ran_on("commit_predicted", out["labels"]["parts"]) <= set(nodes["cpu"])  # S3 writes
+    assert ran_on("commit_predicted", out["labels"]["parts"], exactly=False) <= set(nodes["cpu"])
     predictors = [a for a in out["actors"] if "Predictor" in a["class_name"]]
     assert predictors and {a["node_id"] for a in predictors} == set(nodes["gpu"])
 
