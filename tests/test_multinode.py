@@ -1,7 +1,8 @@
 """Preprocessing and labeling on a four-node Ray cluster on this machine, S3 in and out: decoding
 and committing labels parts run on the CPU nodes only (both of them for preprocessing), the
-model actor on the "GPU" node, and every trial and file is accounted for. The cluster lives in a subprocess (``multinode.py``) with its own
-Ray temp dir, apart from the session's local Ray."""
+model actor on the "GPU" node, and every trial and file is accounted for. The cluster lives in
+a subprocess (``multinode.py``) with its own Ray temp dir, apart from the session's local
+Ray."""
 
 import json
 import os
@@ -88,7 +89,8 @@ def test_work_spreads_over_the_nodes_meant_for_it(s3, synth_corpus, fusion_model
 
     assert ran_on("_shard_task", 12) == set(nodes["cpu"])  # both CPU nodes, nothing else
     assert ran_on("prepare_part", out["labels"]["parts"]) <= set(nodes["cpu"])
-    assert ran_on("commit_predicted", out["labels"]["parts"], exactly=False) <= set(nodes["cpu"])
+    commits = ran_on("commit_predicted", out["labels"]["parts"], exactly=False)
+    assert commits <= set(nodes["cpu"])
     predictors = [a for a in out["actors"] if "Predictor" in a["class_name"]]
     assert predictors and {a["node_id"] for a in predictors} == set(nodes["gpu"])
 

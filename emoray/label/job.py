@@ -117,8 +117,9 @@ def label_dataset(parts: list[Part], cfg: LabelConfig, kind: str, features: Feat
                   key=speaker_key, model_id: str = "", identity: dict | None = None
                   ) -> ray.data.Dataset:
     """parts -> their items (CPU tasks) -> predicted rows (model actors, a part at a time) ->
-    committed parts (CPU tasks), one row of counts per part (``part``, ``files``, ``windows``, ``errors``); ``key``: who
-    speaks in a file; ``model_id``, ``identity``: what the parts record.
+    committed parts (CPU tasks), one row of counts per part (``part``, ``files``,
+    ``windows``, ``errors``); ``key``: who speaks in a file; ``model_id``, ``identity``: what
+    the parts record.
 
     The model stage takes one part row per call, so decoding scales over the CPUs while the
     actor pool stays small, and a speaker's clips meet in one call.

@@ -8,9 +8,10 @@ atomically (a retried batch writes the same files again); **a batch is committed
 labels part exists** (possibly with zero rows). On start, speakers and errors parts without
 their labels part (a run killed between the writes) and local temp files are removed, the
 files named in committed parts are skipped, and the rest are planned into new batches whose
-names hash their members (``emoray.label.plan``: in waves, in bounded memory). So a killed run restarted with the same arguments, or a re-run over
-a grown archive, labels each file exactly once. Every part records the labeling identity (model id and settings); a run
-with another identity refuses the output. Two runs writing to the same output at the same time
+names hash their members (``emoray.label.plan``: in waves, in bounded memory). So a killed
+run restarted with the same arguments, or a re-run over a grown archive, labels each file
+exactly once. Every part records the labeling identity (model id and settings); a run with
+another identity refuses the output. Two runs writing to the same output at the same time
 are not supported.
 """
 

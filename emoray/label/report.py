@@ -118,8 +118,8 @@ def plot_confidence(files: pa.Table):
     top = top_probability(files)
     present = sorted(_distinct(files, "modality"), key=lambda m: _order(m, MODALITIES))
     fig, ax = plt.subplots(figsize=(8, 4))
-    ax.hist([top[_is(files, "modality", m)] for m in present], bins=np.linspace(0, 1, 21), stacked=True,
-            color=[MODALITY_COLORS.get(m, "#999999") for m in present], label=present)
+    ax.hist([top[_is(files, "modality", m)] for m in present], bins=np.linspace(0, 1, 21),
+            stacked=True, color=[MODALITY_COLORS.get(m, "#999999") for m in present], label=present)
     ax.axvline(1 / len(EMOTIONS), color="black", ls="--", lw=1, label="chance (1/8)")
     ax.set_xlim(0, 1)
     ax.set_xlabel("top class probability (a recording in windows: of the windows' mean)")

@@ -116,6 +116,7 @@ def run_stage(kind: str, cfg: TrainConfig, split: Split, meta: pa.Table,
     ``branches`` maps audio/video to their artifacts (needed by fusion).
     """
     stage: StageConfig = getattr(cfg, kind)
+    train_split = train_data.with_channels(split, stage.channel_copies)  # audio's copies too
     scaling_config, threads, use_gpu = scaling(cfg.workers)
     if kind == "fusion":
         audio, video = (load_model(branches[b])[0] for b in ("audio", "video"))
@@ -127,9 +128,8 @@ def run_stage(kind: str, cfg: TrainConfig, split: Split, meta: pa.Table,
         model_cfg = model_config(kind, stage.preset, stage.model)
         audio_in = audio_input(model_cfg, features.audio) if kind == "audio" else None
         datasets, speaker_stats = train_data.branch_datasets(
-            cfg.data, kind, train_data.with_channels(split, stage.channel_copies),
-            cfg.cache_data, cfg.seed, audio_in, model_cfg, stage.channel_copies,
-            features.audio)
+            cfg.data, kind, train_split, cfg.cache_data, cfg.seed, audio_in, model_cfg,
+            stage.channel_copies, features.audio)
         dims = None
     train_labels = np.tile(_labels(meta, split.train, kind), 1 + stage.channel_copies)
     spec = stage_spec(kind, stage, features, train_labels,
@@ -154,8 +154,8 @@ def run_stage(kind: str, cfg: TrainConfig, split: Split, meta: pa.Table,
     if hasattr(model, "input_population"):
         model.input_population.copy_(torch.as_tensor(speaker_stats.population))
     if kind == "audio" and model.readout_dim:
-        test = fit_speaker_head(model, cfg.data, split, spec, features, use_gpu, speaker_stats,
-                                stage.channel_copies)
+        test = fit_speaker_head(model, cfg.data, train_split, spec, features, use_gpu,
+                                speaker_stats, stage.channel_copies)
     artifact = storage.join(run_uri, "models", split.name, f"{kind}.pt")
     y_true, y_pred = (np.asarray(test[k]) if test else np.zeros(0) for k in ("y_true", "y_pred"))
     summary = {"run": cfg.name, "split": split.name, "protocol": dataclasses.asdict(cfg.protocol),
@@ -174,14 +174,13 @@ def fit_speaker_head(model, data: str, split: Split, spec: dict, features: Featu
                      use_gpu: bool, stats: train_data.SpeakerStats,
                      copies: int = 0) -> dict | None:
     """Fit ``model``'s speaker heads (``emoray.train.speaker_head``) on the split's training
-    rows and their ``copies`` channel copies (their input standardised as in training,
-    ``stats``), each with the readout
-    statistics of the clips its input statistics came from: its actor's, or with
+    rows and their ``copies`` channel copies (``split`` as ``train_data.with_channels`` gives
+    it; their input standardised as in training, ``stats``), each with the readout statistics
+    of the clips its input statistics came from: its actor's, or with
     ``speaker_subsets`` its subset's, blended with the training population's readout
     statistics by the prior (which the model then carries). Returns the test predictions (as
     ``train_loop`` gives them) of the model with its heads, None without test trials."""
     audio_in = audio_input(model.cfg, features.audio)
-    split = train_data.with_channels(split, copies)
     rows = train_data.speaker_head_rows(
         train_data.audio_shard_rows(data, split, copies, features.audio, spec["seed"]),
         audio_in, model, use_gpu, stats).to_pandas()
