@@ -116,6 +116,17 @@ def done_uris(done: Done, parts_at_a_time: int = 64) -> Iterator[str]:
                          ["uri"], parts_at_a_time).column("uri").to_pylist()
 
 
+def iter_output(output: str, parts_at_a_time: int = 64) -> Iterator[tuple[pa.Table, pa.Table]]:
+    """(labels, errors) of an output's committed parts, ``parts_at_a_time`` parts together."""
+    labels = _parts(storage.join(output, LABELS_DIR))
+    errors = _parts(storage.join(output, ERRORS_DIR))
+    names = sorted(labels)
+    for i in range(0, len(names), parts_at_a_time):
+        chunk = names[i:i + parts_at_a_time]
+        yield (_read([labels[n] for n in chunk], LABELS_SCHEMA),
+               _read([errors[n] for n in chunk if n in errors], ERRORS_SCHEMA))
+
+
 def read_output(output: str) -> tuple[pa.Table, pa.Table]:
     """(labels, errors): the rows of an output's committed parts."""
     labels = _parts(storage.join(output, LABELS_DIR))

@@ -9,49 +9,40 @@ labelled in windows). Files of an earlier report that this one does not write ar
 
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 from matplotlib.ticker import MaxNLocator
 
 from emoray import storage
 from emoray.figures import plt, write_png
-from emoray.label.parts import read_output
-from emoray.label.schema import PROB_COLUMNS
+from emoray.label.summary import (CONFIDENCE_BINS, Recording, Summary, median, probabilities,
+                                  summarise)
 from emoray.ravdess import EMOTIONS
 
 REPORT_DIR = "report"
-TIMELINES = 3  # recordings labelled in windows that get a timeline, longest first
-SPEAKERS = 15  # speakers in the per-speaker table, most files first
 STAGES = ("read", "probe", "decode", "audio", "video", "route", "label")  # pipeline order
 MODALITIES = ("fusion", "audio", "video", "mixed")
 EMOTION_COLORS = dict(zip(EMOTIONS, ("#8c8c8c", "#6fc6d9", "#f2b705", "#2f6fb3", "#d62728",
                                      "#8e5bb5", "#3a9a3a", "#f07c1a")))
 MODALITY_COLORS = dict(zip(MODALITIES, ("#4c72b0", "#dd8452", "#55a868", "#8172b3")))
+HIST_BINS = 20  # of the confidence figure
 
 
 def write_report(output: str) -> str:
     """Write the report of ``output``'s committed parts; returns the URI of its ``index.md``."""
-    labels, errors = read_output(output)
+    s = summarise(output)
     where = storage.join(output, REPORT_DIR)
-    files = labels.filter(pc.is_null(labels["window_start_s"]))
-    windows = labels.filter(pc.is_valid(labels["window_start_s"]))
     figures = {}
-    if len(files):
-        figures["labels.png"] = plot_labels(files)
-        figures["confidence.png"] = plot_confidence(files)
-    if len(errors):
-        figures["errors.png"] = plot_errors(errors)
-    timelines = longest_windowed(files, windows, TIMELINES)
-    for k, (row, rows) in enumerate(timelines, 1):
-        figures[f"timeline-{k}.png"] = plot_timeline(row, rows)
+    if s.files:
+        figures["labels.png"] = plot_labels(s)
+        figures["confidence.png"] = plot_confidence(s)
+    if s.errors:
+        figures["errors.png"] = plot_errors(s)
+    for k, rec in enumerate(s.recordings, 1):
+        figures[f"timeline-{k}.png"] = plot_timeline(rec)
     written = {storage.join(where, name) for name in [*figures, "index.md"]}
     for name, fig in figures.items():
         write_png(storage.join(where, name), fig)
-    page = report_markdown(output, files, windows, errors, timelines)
-    storage.write_bytes(storage.join(where, "index.md"), page.encode())
+    storage.write_bytes(storage.join(where, "index.md"), report_markdown(output, s).encode())
     for f in _listing(where):  # an earlier report's figures that this one has not
         if f not in written:
             storage.delete_file(f)
@@ -65,99 +56,79 @@ def _listing(uri: str) -> list[str]:
         return []
 
 
-def top_probability(rows: pa.Table) -> np.ndarray:
-    return np.max(_probs(rows), axis=1) if len(rows) else np.zeros(0)
-
-
-def _probs(rows: pa.Table) -> np.ndarray:
-    return np.stack([rows[c].to_numpy(zero_copy_only=False) for c in PROB_COLUMNS], axis=1)
-
-
-def label_counts(files: pa.Table) -> dict[str, Counter]:
-    """modality -> Counter of labels, in ``MODALITIES`` order (then any other)."""
-    out: dict[str, Counter] = {}
-    counts = files.group_by(["modality", "label"]).aggregate([([], "count_all")])
-    for m, label, n in zip(*(counts[c].to_pylist() for c in ("modality", "label", "count_all"))):
-        out.setdefault(m, Counter())[label] += n
-    return dict(sorted(out.items(), key=lambda kv: _order(kv[0], MODALITIES)))
-
-
 def _order(name: str, known: tuple[str, ...]) -> tuple[int, str]:
     return (known.index(name) if name in known else len(known), name)
 
 
-def longest_windowed(files: pa.Table, windows: pa.Table, n: int) -> list[tuple[dict, pa.Table]]:
-    """The ``n`` longest recordings labelled in windows: (file row, its window rows by time)."""
-    windowed = files.filter(pc.is_in(files["uri"], value_set=pc.unique(windows["uri"])))
-    rows = sorted(windowed.select(["uri", "duration_s", "modality", "label"]).to_pylist(),
-                  key=lambda r: (-r["duration_s"], r["uri"]))[:n]
-    return [(r, windows.filter(pc.equal(windows["uri"], r["uri"])).sort_by("window_start_s"))
-            for r in rows]
+def _modalities(s: Summary) -> list[str]:
+    return sorted(s.labels, key=lambda m: _order(m, MODALITIES))
 
 
-def plot_labels(files: pa.Table):
-    counts = label_counts(files)
+def plot_labels(s: Summary):
+    modalities = _modalities(s)
     fig, ax = plt.subplots(figsize=(9, 4.2))
-    width = 0.8 / len(counts)
+    width = 0.8 / len(modalities)
     x = np.arange(len(EMOTIONS))
-    for i, (m, c) in enumerate(counts.items()):
+    for i, m in enumerate(modalities):
+        c = s.labels[m]
         total = sum(c.values())
         ax.bar(x - 0.4 + width * (i + 0.5), [100 * c[e] / total for e in EMOTIONS], width,
                color=MODALITY_COLORS.get(m, "#999999"), label=f"{m} ({total:,} files)")
     ax.set_xticks(x, EMOTIONS)
     ax.set_xlabel("label (most probable emotion)")
     ax.set_ylabel("share of the modality's files (%)")
-    ax.set_title(f"Labels of {len(files):,} files, by the modality they were labelled from")
+    ax.set_title(f"Labels of {s.files:,} files, by the modality they were labelled from")
     ax.legend(title="modality", fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
 
 
-def plot_confidence(files: pa.Table):
-    top = top_probability(files)
-    present = sorted(_distinct(files, "modality"), key=lambda m: _order(m, MODALITIES))
+def plot_confidence(s: Summary):
+    present = sorted(s.confidence, key=lambda m: _order(m, MODALITIES))
+    edges = np.linspace(0, 1, HIST_BINS + 1)
+    counts = [s.confidence[m].reshape(HIST_BINS, -1).sum(1) for m in present]
     fig, ax = plt.subplots(figsize=(8, 4))
-    ax.hist([top[_is(files, "modality", m)] for m in present], bins=np.linspace(0, 1, 21),
-            stacked=True, color=[MODALITY_COLORS.get(m, "#999999") for m in present], label=present)
+    ax.hist([edges[:-1]] * len(present), bins=edges, weights=counts, stacked=True,
+            color=[MODALITY_COLORS.get(m, "#999999") for m in present], label=present)
     ax.axvline(1 / len(EMOTIONS), color="black", ls="--", lw=1, label="chance (1/8)")
     ax.set_xlim(0, 1)
     ax.set_xlabel("top class probability (a recording in windows: of the windows' mean)")
     ax.set_ylabel("files")
-    ax.set_title(f"Confidence of {len(files):,} file labels (median {np.median(top):.2f})")
+    ax.set_title(f"Confidence of {s.files:,} file labels (median {median(_all(s)):.2f})")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
-def error_stages(errors: pa.Table) -> Counter:
-    return Counter(errors["stage"].to_pylist())
+def _all(s: Summary) -> np.ndarray:
+    return sum(s.confidence.values(), np.zeros(CONFIDENCE_BINS, np.int64))
 
 
-def plot_errors(errors: pa.Table):
-    stages = sorted(error_stages(errors).items(), key=lambda kv: _order(kv[0], STAGES),
-                    reverse=True)
+def plot_errors(s: Summary):
+    stages = sorted(s.stages.items(), key=lambda kv: _order(kv[0], STAGES), reverse=True)
     fig, ax = plt.subplots(figsize=(7, 0.5 * len(stages) + 1.4))
-    bars = ax.barh([s for s, _ in stages], [n for _, n in stages], color="#c44e52")
+    bars = ax.barh([st for st, _ in stages], [n for _, n in stages], color="#c44e52")
     ax.bar_label(bars, [f"{n:,}" for _, n in stages], padding=3)
     ax.set_xlim(0, max(n for _, n in stages) * 1.15)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("files")
     ax.set_ylabel("stage that failed")
-    ax.set_title(f"{len(errors):,} files not labelled, by stage")
+    ax.set_title(f"{s.errors:,} files not labelled, by stage")
     fig.tight_layout()
     return fig
 
 
-def plot_timeline(row: dict, windows: pa.Table):
+def plot_timeline(rec: Recording):
     """Each window's probabilities, stacked, over the stretch nearer its centre than any other's
     (with ``hop_s == window_s``: the window itself)."""
+    windows = rec.windows
     start = windows["window_start_s"].to_numpy(zero_copy_only=False)
     end = windows["window_end_s"].to_numpy(zero_copy_only=False)
     centre = (start + end) / 2
     edges = np.concatenate([[start[0]], (centre[1:] + centre[:-1]) / 2, [end[-1]]])
-    probs = _probs(windows)
-    scale, unit = (60.0, "min") if row["duration_s"] > 600 else (1.0, "s")
+    probs = probabilities(windows)
+    scale, unit = (60.0, "min") if rec.duration_s > 600 else (1.0, "s")
     fig, ax = plt.subplots(figsize=(10, 4))
     ax.stackplot(edges / scale, np.vstack([probs, probs[-1:]]).T, labels=EMOTIONS,
                  colors=[EMOTION_COLORS[e] for e in EMOTIONS], step="post")
@@ -165,116 +136,90 @@ def plot_timeline(row: dict, windows: pa.Table):
     ax.set_ylim(0, 1)
     ax.set_xlabel(f"time ({unit})")
     ax.set_ylabel("probability (stacked)")
-    ax.set_title(_shorten(row["uri"].rsplit("/", 1)[-1], 60)
-                 + f": {_duration(row['duration_s'])}, {len(windows):,} windows, "
-                 f"file label {row['label']}", fontsize=10)
+    ax.set_title(_shorten(rec.uri.rsplit("/", 1)[-1], 60)
+                 + f": {_duration(rec.duration_s)}, {len(windows):,} windows, "
+                 f"file label {rec.label}", fontsize=10)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, reverse=True)
     fig.tight_layout()
     return fig
 
 
-def report_markdown(output: str, files: pa.Table, windows: pa.Table, errors: pa.Table,
-                    timelines: list[tuple[dict, pa.Table]]) -> str:
-    n_windowed = len(pc.unique(windows["uri"]))
+def report_markdown(output: str, s: Summary) -> str:
     lines = ["# Label report", "", f"Output: {_code(output, cell=False)}", "",
-             f"**{_count(len(files) + len(errors), 'file')}**: {len(files):,} labelled "
-             f"({n_windowed:,} of them in windows, {len(windows):,} window rows), "
-             f"{len(errors):,} errors.", ""]
-    stamps = pa.concat_tables([t.select(["model_id", "emoray_version", "processed_at"])
-                               for t in (files, errors)])
-    if len(stamps):
-        times = pc.min_max(stamps["processed_at"]).as_py()
-        models = ", ".join(_code(m, cell=False) for m in _distinct(stamps, "model_id"))
-        lines += [f"Model {models}, emoray {', '.join(_distinct(stamps, 'emoray_version'))}; "
-                  "parts committed "
-                  f"{times['min']:%Y-%m-%d %H:%M} to {times['max']:%Y-%m-%d %H:%M} UTC.", ""]
-    if len(files):
-        lines += _labels_section(files)
-    lines += _errors_section(errors)
-    if timelines:
+             f"**{_count(s.files + s.errors, 'file')}**: {s.files:,} labelled "
+             f"({s.windowed:,} of them in windows, {s.windows:,} window rows), "
+             f"{s.errors:,} errors.", ""]
+    if s.first is not None:
+        models = ", ".join(_code(m, cell=False) for m in sorted(s.models))
+        lines += [f"Model {models}, emoray {', '.join(sorted(s.versions))}; parts committed "
+                  f"{s.first:%Y-%m-%d %H:%M} to {s.last:%Y-%m-%d %H:%M} UTC.", ""]
+    if s.files:
+        lines += _labels_section(s)
+    lines += _errors_section(s)
+    if s.recordings:
+        n = len(s.recordings)
         lines += ["## Emotion over time", "",
-                  (f"The {len(timelines)} longest of the {n_windowed:,} recordings labelled in "
-                   "windows" if n_windowed > len(timelines) else
-                   "The recordings labelled in windows, longest first")
+                  (f"The {n} longest of the {s.windowed:,} recordings labelled in windows"
+                   if s.windowed > n else "The recordings labelled in windows, longest first")
                   + ": each window's 8 probabilities, stacked (they sum to 1).", ""]
-        for k, (row, rows) in enumerate(timelines, 1):
-            lines += [f"{_code(row['uri'], cell=False)}: {_duration(row['duration_s'])}, "
-                      f"{len(rows):,} windows, file label **{row['label']}** ({row['modality']})",
-                      "",
-                      f"![emotion over time {k}](timeline-{k}.png)", ""]
-    if "speaker" in files.column_names:
-        lines += _speakers_section(files)
+        for k, rec in enumerate(s.recordings, 1):
+            lines += [f"{_code(rec.uri, cell=False)}: {_duration(rec.duration_s)}, "
+                      f"{len(rec.windows):,} windows, file label **{rec.label}** "
+                      f"({rec.modality})", "", f"![emotion over time {k}](timeline-{k}.png)", ""]
+    if s.top_speakers:
+        lines += _speakers_section(s)
     return "\n".join(lines)
 
 
-def _labels_section(files: pa.Table) -> list[str]:
-    counts = label_counts(files)
-    modalities = list(counts)
+def _labels_section(s: Summary) -> list[str]:
+    modalities = _modalities(s)
     lines = ["## Labels", "", "Files by label and by the modality they were labelled from "
              "(a recording in windows counts once, with its file label).", "",
              "![labels per modality](labels.png)", "",
              "| label | " + " | ".join(modalities) + " | all |",
              "|---|" + "---:|" * (len(modalities) + 1)]
     for e in EMOTIONS:
-        row = [counts[m][e] for m in modalities]
+        row = [s.labels[m][e] for m in modalities]
         lines.append(f"| {e} | " + " | ".join(f"{n:,}" for n in row) + f" | {sum(row):,} |")
-    totals = [sum(counts[m].values()) for m in modalities]
+    totals = [sum(s.labels[m].values()) for m in modalities]
     lines += ["| **all** | " + " | ".join(f"{n:,}" for n in totals) + f" | {sum(totals):,} |",
-              ""]
-    top = top_probability(files)
-    lines += ["## Confidence", "", "![top probability](confidence.png)", "",
+              "", "## Confidence", "", "![top probability](confidence.png)", "",
               "| modality | files | median top probability | top probability below 0.5 |",
               "|---|---:|---:|---:|"]
     for m in [*modalities, "all"]:
-        t = top if m == "all" else top[_is(files, "modality", m)]
-        lines.append(f"| {m} | {len(t):,} | {np.median(t):.2f} | {np.mean(t < 0.5):.0%} |")
+        hist = _all(s) if m == "all" else s.confidence[m]
+        below = hist[:CONFIDENCE_BINS // 2].sum() / hist.sum()
+        lines.append(f"| {m} | {hist.sum():,} | {median(hist):.2f} | {below:.0%} |")
     return lines + [""]
 
 
-def _errors_section(errors: pa.Table) -> list[str]:
-    if not len(errors):
+def _errors_section(s: Summary) -> list[str]:
+    if not s.errors:
         return ["## Errors", "", "No errors.", ""]
     lines = ["## Errors", "", "![errors by stage](errors.png)", "",
              "| stage | files | reason | files with it | example |", "|---|---:|---|---:|---|"]
-    rows = errors.select(["stage", "reason", "uri"]).to_pylist()
-    for stage, n in sorted(error_stages(errors).items(), key=lambda kv: _order(kv[0], STAGES)):
-        reasons = Counter(r["reason"] for r in rows if r["stage"] == stage)
-        for i, (reason, k) in enumerate(reasons.most_common(3)):
-            example = min(r["uri"] for r in rows if r["stage"] == stage and r["reason"] == reason)
+    for stage, n in sorted(s.stages.items(), key=lambda kv: _order(kv[0], STAGES)):
+        for i, r in enumerate(s.reasons[stage]):
             lines.append(f"| {stage if i == 0 else ''} | {f'{n:,}' if i == 0 else ''} | "
-                         f"{_cell(_shorten(reason, 160))} | {k:,} | {_code(example)} |")
-        if len(reasons) > 3:
-            lines.append(f"| | | {len(reasons) - 3:,} other reasons | "
-                         f"{n - sum(k for _, k in reasons.most_common(3)):,} | |")
+                         f"{_cell(_shorten(r.reason, 160))} | {r.files:,} | "
+                         f"{_code(r.example)} |")
+        if stage in s.other_reasons:
+            others, files = s.other_reasons[stage]
+            lines.append(f"| | | {others:,} other reasons | {files:,} | |")
     return lines + [""]
 
 
-def _speakers_section(files: pa.Table) -> list[str]:
-    files = files.filter(pc.is_valid(files["speaker"]))
-    if not len(files):
-        return []
-    per = files.group_by("speaker").aggregate([([], "count_all")]).to_pylist()
-    top = sorted(per, key=lambda r: (-r["count_all"], r["speaker"]))[:SPEAKERS]
-    lines = ["## Speakers", "", f"The {len(top)} speakers with the most files "
-             f"(of {len(per):,}); labels: the three most frequent, with their share.", "",
+def _speakers_section(s: Summary) -> list[str]:
+    lines = ["## Speakers", "", f"The {len(s.top_speakers)} speakers with the most files "
+             f"(of {s.speakers:,}); labels: the three most frequent, with their share.", "",
              "| speaker | files | speaker_clips | labels |", "|---|---:|---:|---|"]
-    for r in top:
-        mine = files.filter(pc.equal(files["speaker"], r["speaker"]))
-        clips = _distinct(mine, "speaker_clips") if "speaker_clips" in mine.column_names else []
-        spread = Counter(mine["label"].to_pylist()).most_common(3)
-        lines.append(f"| {_code(r['speaker'])} | {len(mine):,} | "
-                     f"{', '.join(map(str, clips)) or '-'} | "
-                     + ", ".join(f"{e} {n / len(mine):.0%}" for e, n in spread) + " |")
+    for sp in s.top_speakers:
+        clips = ("-" if sp.clips is None else str(sp.clips[0]) if sp.clips[0] == sp.clips[1]
+                 else f"{sp.clips[0]}-{sp.clips[1]}")
+        spread = sorted(sp.labels.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        lines.append(f"| {_code(sp.speaker)} | {sp.files:,} | {clips} | "
+                     + ", ".join(f"{e} {n / sp.files:.0%}" for e, n in spread) + " |")
     return lines + [""]
-
-
-def _is(t: pa.Table, column: str, value) -> np.ndarray:
-    """bool [rows]: where ``column`` equals ``value``."""
-    return pc.fill_null(pc.equal(t[column], value), False).to_numpy(zero_copy_only=False)
-
-
-def _distinct(t: pa.Table, column: str) -> list[str]:
-    return sorted(v for v in pc.unique(t[column]).to_pylist() if v is not None)
 
 
 def _count(n: int, noun: str) -> str:
