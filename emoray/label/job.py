@@ -63,7 +63,7 @@ def run_label(cfg: LabelConfig, files: Iterable[storage.FileEntry] | None = None
                 cfg.files_per_part, identity, key if grouped else None, cfg.speaker_files)
     print(f"emoray label: {plan.listed} files ({plan.done} already labelled) -> "
           f"{cfg.output}, with the {info.kind} model {model_id}", flush=True)
-    done_parts: list[dict] = []
+    total = dict.fromkeys(("files", "windows", "errors", "parts"), 0)
     pending = 0
     with console.bar("label", plan.listed, "file") as bar:
         for wave in plan.waves():
@@ -71,19 +71,21 @@ def run_label(cfg: LabelConfig, files: Iterable[storage.FileEntry] | None = None
             pending += wave.pending
             if not wave.parts:
                 continue
+            committed = set()
             for batch in label_dataset(wave.parts, cfg, info.kind, info.features, key,
                                        model_id, identity).iter_batches(batch_size=None):
-                counts = [dict(zip(batch, v)) for v in zip(*batch.values())]
-                done_parts += counts
-                bar.update(sum(c["files"] + c["errors"] for c in counts))
-            missing = {p.name for p in wave.parts} - {c["part"] for c in done_parts}
+                committed.update(batch["part"].tolist())
+                for k in ("files", "windows", "errors"):
+                    total[k] += int(np.sum(batch[k]))
+                bar.update(int(np.sum(batch["files"]) + np.sum(batch["errors"])))
+            missing = {p.name for p in wave.parts} - committed
             if missing:
                 raise RuntimeError(f"parts left uncommitted: {sorted(missing)[:5]}")
+            total["parts"] += len(committed)
     elapsed = time.perf_counter() - start
-    total = {k: sum(int(c[k]) for c in done_parts) for k in ("files", "windows", "errors")}
     summary = {"files": plan.listed, "skipped": plan.listed - pending,
                "labelled": total["files"], "windows": total["windows"],
-               "errors": total["errors"], "parts": len(done_parts), "model_id": model_id,
+               "errors": total["errors"], "parts": total["parts"], "model_id": model_id,
                "seconds": elapsed}
     print(f"emoray label: {summary['labelled']} files labelled ({summary['windows']} window "
           f"rows), {summary['errors']} errors, {summary['parts']} parts in {elapsed:.1f} s "
