@@ -75,7 +75,8 @@ class Plan:
             self._tmp.cleanup()
 
 
-def _bucket(name: str) -> int:
+def bucket(name: str) -> int:
+    """Which of the ``BUCKETS`` spill files ``name`` goes to."""
     return zlib.crc32(name.encode("utf-8", "surrogateescape")) % BUCKETS
 
 
@@ -96,7 +97,7 @@ def _spill(tmp: str, listed: Iterable[tuple[str, int]], done: Iterable[tuple[str
     try:
         for rows in (done, listed):
             for uri, size in rows:
-                b = _bucket(group(uri))
+                b = bucket(group(uri))
                 buffers[b].append((uri, size))
                 if len(buffers[b]) >= _FLUSH:
                     flush(b)

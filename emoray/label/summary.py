@@ -14,7 +14,6 @@ from __future__ import annotations
 import heapq
 import os
 import tempfile
-import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,9 +24,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from emoray.label.parts import iter_output
+from emoray.label.plan import BUCKETS, bucket
 from emoray.label.schema import PROB_COLUMNS
 
-BUCKETS = 128
 CONFIDENCE_BINS = 10_000  # of the top probability: medians to within 1 / 20,000
 TIMELINES = 3  # recordings labelled in windows whose window rows are kept, longest first
 SPEAKERS = 15  # speakers kept, most files first
@@ -240,11 +239,10 @@ class Tally:
             return
         partial = self._reduce(rows)
         names = zip(*(partial[c].to_pylist() for c in self.bucket_by))
-        bucket = np.array([zlib.crc32("\0".join(k).encode("utf-8", "surrogateescape"))
-                           for k in names], np.int64) % BUCKETS
-        order = np.argsort(bucket, kind="stable")
-        partial, bucket = partial.take(order), bucket[order]
-        for b, start, n in zip(*np.unique(bucket, return_index=True, return_counts=True)):
+        buckets = np.array([bucket("\0".join(k)) for k in names], np.int64)
+        order = np.argsort(buckets, kind="stable")
+        partial, buckets = partial.take(order), buckets[order]
+        for b, start, n in zip(*np.unique(buckets, return_index=True, return_counts=True)):
             if b not in self._writers:
                 self._writers[b] = pa.ipc.new_stream(self._path(b), partial.schema)
             self._writers[b].write_table(partial.slice(start, n))
