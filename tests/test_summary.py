@@ -6,7 +6,8 @@ import torch
 
 from emoray.features.config import AudioFeatureConfig, FeatureConfig
 from emoray.features.speakers import clip_sums, normalise_clips, statistics
-from emoray.features.summary import N_STATS, clip_summary, content_frames, summary_size
+from emoray.features.summary import (N_STATS, clip_summary, content_frames, series_stats,
+                                     summary_size)
 from emoray.models import AudioNetConfig, SummaryNet, audio_input, build_branch
 from emoray.models.audio import content_mask
 
@@ -36,6 +37,26 @@ def test_summary_size_and_padding(kind, coeffs):
     longer = np.concatenate([x, np.repeat(x[-1:], 50, 0)])  # more padding, same clip
     np.testing.assert_allclose(clip_summary(longer, kind)[:-1], s[:-1], rtol=1e-5)
     assert s[-1] == pytest.approx(30 / 50) and clip_summary(longer, kind)[-1] == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 251])
+def test_series_statistics_are_the_numpy_ones(n):
+    v = RNG.normal(0, 5, (n, 7))
+    d = np.diff(v, axis=0) if n > 1 else np.zeros_like(v)
+    t = np.arange(n) - (n - 1) / 2
+    slope = (t[:, None] * (v - v.mean(0))).mean(0) / (t.std() if n > 1 else 1.0)
+    expected = [v.mean(0), v.std(0), *np.percentile(v, [10, 50, 90], axis=0), slope,
+                np.abs(d).mean(0), d.std(0)]
+    np.testing.assert_allclose(series_stats(v), np.concatenate(expected), rtol=1e-12,
+                               atol=1e-12)
+
+
+def test_summary_stats_are_per_series():
+    x = padded(30)
+    v = x[:30].astype(np.float64)
+    s = clip_summary(x, "mfcc").reshape(-1)
+    np.testing.assert_allclose(s[:N_STATS * 16], series_stats(v), rtol=1e-6)
+    np.testing.assert_allclose(s[N_STATS * 16:-1], series_stats(np.diff(v, axis=0)), rtol=1e-6)
 
 
 def test_louder_clip_moves_levels_but_not_spread_slope_or_change():
