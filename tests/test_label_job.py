@@ -259,12 +259,18 @@ def test_files_streamed_from_s3_get_the_same_labels(ray_local, s3, source, model
                                [[r[c] for c in PROB_COLUMNS] for r in b], atol=1e-5)
 
 
-def test_model_stage_is_a_separate_actor_pool(ray_local, model, source, capsys):
+def test_on_cpus_a_part_is_one_task_and_a_pinned_model_is_an_actor_pool(ray_local, model,
+                                                                          source, capsys):
     entries = storage.list_files(source)[:4]
-    ds = label_dataset(plan_parts(entries, 2, {}), config(model[0], source, "unused"), "fusion",
-                       FEATURES)
-    ds.explain()
-    plan = capsys.readouterr().out.split("Physical Plan (Optimized)")[1]
+
+    def physical_plan(**kw) -> str:
+        label_dataset(plan_parts(entries, 2, {}), config(model[0], source, "unused", **kw),
+                      "fusion", FEATURES).explain()
+        return capsys.readouterr().out.split("Physical Plan (Optimized)")[1]
+
+    plan = physical_plan()  # no GPU: decode, label and commit in one task per part
+    assert "TaskPoolMapOperator[Map(label_part)]" in plan and "ActorPool" not in plan
+    plan = physical_plan(model_resource="emoray_gpu")  # the model on nodes of its own
     assert "TaskPoolMapOperator[Map(prepare_part)]" in plan
     assert "ActorPoolMapOperator[MapBatches(Predictor)]" in plan
     assert "TaskPoolMapOperator[Map(commit_predicted)]" in plan  # parts commit on CPU tasks

@@ -3,19 +3,21 @@
 The driver streams the listing and plans it into parts a wave at a time, in memory that does
 not grow with the archive (``plan.Plan``), skipping what committed parts already hold (for a
 speaker-normalised model, parts of whole speakers). Ray Data then streams each wave, each file
-decoded once: CPU tasks, one per part, decode and featurize its files
-(``prepare_file``; only feature tensors and 30x80x70 crops leave a task, as one row per part)
--> a fixed pool of model actors (``Predictor``, a GPU each when the cluster has GPUs), which
-take a part whole: its speakers' statistics come from its own clips, so a part is labelled
-without waiting for the rest of the archive -> CPU tasks that commit each part
-(``commit_predicted``) -> the driver, which sees one row of counts per part. No stage holds
-the archive, and a killed job resumes from its committed parts.
+decoded once, a part at a time: its speakers' statistics come from its own clips, so a part is
+labelled without waiting for the rest of the archive. On CPUs one task per part decodes and
+featurizes its files (``prepare_file``), labels them with the worker process's copy of the
+model and commits the part (``label_part``). With GPUs (or ``model_resource``) the model is a
+stage of its own: CPU tasks decode (only feature tensors and 30x80x70 crops leave a task, as
+one row per part) -> a fixed pool of model actors (``Predictor``, a GPU each) -> CPU tasks
+that commit each part (``commit_predicted``). The driver sees one row of counts per part. No
+stage holds the archive, and a killed job resumes from its committed parts.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import functools
 import hashlib
 import time
 from typing import Iterable
@@ -107,31 +109,41 @@ def prepare_dataset(parts: list[Part], cfg: LabelConfig, kind: str,
                     features: FeatureConfig) -> ray.data.Dataset:
     """parts -> one row per part (``part``, ``uris``, ``items``: its item rows as Arrow IPC),
     decoding and features in CPU tasks, one per part."""
-    rows = [{"part": p.name, "uris": list(p.uris), "sizes": list(p.sizes)} for p in parts]
-    ds = ray.data.from_items(rows, override_num_blocks=len(parts))
-    return ds.map(prepare_part, num_cpus=cfg.prepare_cpus, **pinned(cfg.node_resource),
-                  fn_kwargs={"kind": kind, "features": features.to_dict(),
-                             "settings": dataclasses.asdict(cfg.settings()),
-                             "in_memory_bytes": int(cfg.in_memory_mb * 2**20)})
+    return _parts_dataset(parts).map(prepare_part, num_cpus=cfg.prepare_cpus,
+                                     **pinned(cfg.node_resource),
+                                     fn_kwargs=_prepare_args(cfg, kind, features))
+
+
+def _prepare_args(cfg: LabelConfig, kind: str, features: FeatureConfig) -> dict:
+    return {"kind": kind, "features": features.to_dict(),
+            "settings": dataclasses.asdict(cfg.settings()),
+            "in_memory_bytes": int(cfg.in_memory_mb * 2**20)}
 
 
 def label_dataset(parts: list[Part], cfg: LabelConfig, kind: str, features: FeatureConfig,
                   key=speaker_key, model_id: str = "", identity: dict | None = None
                   ) -> ray.data.Dataset:
-    """parts -> their items (CPU tasks) -> predicted rows (model actors, a part at a time) ->
-    committed parts (CPU tasks), one row of counts per part (``part``, ``files``,
-    ``windows``, ``errors``); ``key``: who speaks in a file; ``model_id``, ``identity``: what
-    the parts record.
+    """parts -> one row of counts per committed part (``part``, ``files``, ``windows``,
+    ``errors``); ``key``: who speaks in a file; ``model_id``, ``identity``: what the parts
+    record.
 
-    The model stage takes one part row per call, so decoding scales over the CPUs while the
-    actor pool stays small, and a speaker's clips meet in one call.
+    With GPUs (``use_gpu``) or ``model_resource`` the model runs in a stage of its own: CPU
+    tasks decode each part -> a pool of ``concurrency`` model actors, a part per call (so a
+    speaker's clips meet in one call) -> CPU tasks that commit it. Otherwise one CPU task
+    per part decodes, labels and commits it with its worker process's copy of the model
+    (``label_part``): no actor to start beside the decoders, no tensors through the object
+    store.
     """
     gpus = ray.cluster_resources().get("GPU", 0)
     use_gpu = gpus > 0 if cfg.use_gpu == "auto" else cfg.use_gpu
     if use_gpu and not gpus:
         raise ValueError("use_gpu: true, but the Ray cluster has no GPUs")
-    # Without a GPU the model is a small share of the work: its actors reserve no CPU, so
-    # decoding keeps every CPU and the model shares them.
+    commit = {"output": cfg.output, "model_id": model_id, "identity": identity or {}}
+    if not (use_gpu or cfg.model_resource):
+        return _parts_dataset(parts).map(
+            label_part, num_cpus=cfg.prepare_cpus, **pinned(cfg.node_resource),
+            fn_kwargs={**_prepare_args(cfg, kind, features), **commit, "model_uri": cfg.model, "key": key,
+                       "batch_size": cfg.batch_size})
     model_cpus = (1.0 if use_gpu else 0.0) if cfg.model_cpus == "auto" else cfg.model_cpus
     ds = prepare_dataset(parts, cfg, kind, features)
     ds = ds.map_batches(Predictor, batch_size=1, batch_format="numpy",
@@ -142,49 +154,60 @@ def label_dataset(parts: list[Part], cfg: LabelConfig, kind: str, features: Feat
                                                "threads": max(1, int(model_cpus)), "key": key,
                                                "batch_size": cfg.batch_size})
     return ds.map(commit_predicted, num_cpus=COMMIT_CPUS, **pinned(cfg.node_resource),
-                  fn_kwargs={"output": cfg.output, "labels": EMOTIONS, "model_id": model_id,
-                             "identity": identity or {}})
+                  fn_kwargs=commit)
 
 
 COMMIT_CPUS = 0.25  # a commit is a few small writes (0 measured slower: 0.72x against 0.78x)
 
 
-def prepare_part(part: dict, kind: str, features: dict, settings: dict,
-                 in_memory_bytes: int) -> dict:
-    """Ray task body: the item rows (``schema.ITEMS_SCHEMA``) of one part's files."""
+def _parts_dataset(parts: list[Part]) -> ray.data.Dataset:
+    rows = [{"part": p.name, "uris": list(p.uris), "sizes": list(p.sizes)} for p in parts]
+    return ray.data.from_items(rows, override_num_blocks=len(parts))
+
+
+def part_items(part: dict, kind: str, features: dict, settings: dict,
+               in_memory_bytes: int) -> pa.Table:
+    """The item rows (``schema.ITEMS_SCHEMA``) of one part's files."""
     torch.set_num_threads(1)
     features, settings = FeatureConfig.from_dict(features), Settings(**settings)
     rows = [item_row({**item, "part": part["part"]})
             for uri, size in zip(part["uris"], part["sizes"])
             for item in prepare_file(uri, size, kind, features, settings, in_memory_bytes)]
+    return pa.Table.from_pylist(rows, ITEMS_SCHEMA)
+
+
+def prepare_part(part: dict, **prepare) -> dict:
+    """Ray task body: one part's item rows, as Arrow IPC (``items``), for the model actors."""
     return {"part": part["part"], "uris": part["uris"],
-            "items": to_ipc(pa.Table.from_pylist(rows, ITEMS_SCHEMA))}
+            "items": to_ipc(part_items(part, **prepare))}
 
 
-class Predictor:
-    """Ray actor: the model, loaded once; a part's item rows in, the part's predicted rows
-    out (``part``, ``uris``, ``predicted``: ``schema.PREDICTED_SCHEMA`` rows, and
-    ``speakers``: its ``SPEAKERS_SCHEMA`` table or empty, both as Arrow IPC), for
-    ``commit_predicted`` to commit on a CPU node.
+def label_part(part: dict, model_uri: str, model_id: str, key, batch_size: int, output: str,
+               identity: dict, **prepare) -> dict:
+    """Ray task body of the CPU path: one part decoded, labelled and committed; its counts."""
+    labeller = Labeller(*_model(model_uri, model_id), key, batch_size)
+    predicted, speakers = labeller.predicted(part_items(part, **prepare))
+    return _commit(output, part["part"], list(part["uris"]), predicted, speakers, model_id,
+                   identity)
+
+
+@functools.lru_cache(maxsize=2)
+def _model(uri: str, model_id: str):
+    """A worker process's copy of the model, loaded by its first part (``model_id``, the
+    hash of the file the driver read, tells a changed file from the one loaded)."""
+    return load_model(uri)
+
+
+class Labeller:
+    """A loaded model over a part's item rows: its predicted rows and speakers' statistics.
 
     A speaker-normalised model's audio is standardised with its speaker's statistics over the
     part's clips, blended with the model's population (``speakers.standardise``)."""
 
-    def __init__(self, model_uri: str, use_gpu: bool, threads: int, key=speaker_key,
-                 batch_size: int = 32):
-        torch.set_num_threads(threads)
-        self.model, self.info = load_model(model_uri, device="cuda" if use_gpu else "cpu")
-        self.key, self.batch_size = key, batch_size
-        self.audio_in = audio_input(audio_config(self.model), self.info.features.audio)
+    def __init__(self, model, info, key=speaker_key, batch_size: int = 32):
+        self.model, self.info, self.key, self.batch_size = model, info, key, batch_size
+        self.audio_in = audio_input(audio_config(model), info.features.audio)
         self.norm = self.audio_in is not None and self.audio_in.speaker_norm
-
-    def __call__(self, batch: dict) -> dict:
-        out = {"part": batch["part"], "uris": batch["uris"], "predicted": [], "speakers": []}
-        for items in batch["items"]:
-            predicted, speakers = self.predicted(from_ipc(items))
-            out["predicted"].append(to_ipc(predicted))
-            out["speakers"].append(b"" if speakers is None else to_ipc(speakers))
-        return {k: np.asarray(v, object) if isinstance(v, list) else v for k, v in out.items()}
 
     def predicted(self, items: pa.Table) -> tuple[pa.Table, pa.Table | None]:
         """A part's item rows with probabilities (``schema.PREDICTED_SCHEMA``), and for a
@@ -211,11 +234,38 @@ class Predictor:
                 stats if stats is not None and len(stats) else None)
 
 
-def commit_predicted(row: dict, output: str, labels: tuple[str, ...], model_id: str,
-                     identity: dict) -> dict:
-    """Ray task body: commit one part from a ``Predictor`` row (``parts.commit_part``; its
-    speakers part first); returns its counts (``part``, ``files``, ``windows``, ``errors``)."""
-    if row["speakers"]:
-        write_speakers(output, row["part"], from_ipc(row["speakers"]))
-    return commit_part(output, row["part"], list(row["uris"]),
-                       from_ipc(row["predicted"]).to_pylist(), labels, model_id, identity)
+
+class Predictor:
+    """Ray actor of the model stage: the model, loaded once; a part's item rows in, the part's
+    predicted rows out (``part``, ``uris``, ``predicted``: ``schema.PREDICTED_SCHEMA`` rows,
+    and ``speakers``: its ``SPEAKERS_SCHEMA`` table or empty, both as Arrow IPC), for
+    ``commit_predicted`` to commit on a CPU node."""
+
+    def __init__(self, model_uri: str, use_gpu: bool, threads: int, key=speaker_key,
+                 batch_size: int = 32):
+        torch.set_num_threads(threads)
+        self.labeller = Labeller(*load_model(model_uri, device="cuda" if use_gpu else "cpu"),
+                                 key, batch_size)
+
+    def __call__(self, batch: dict) -> dict:
+        out = {"part": batch["part"], "uris": batch["uris"], "predicted": [], "speakers": []}
+        for items in batch["items"]:
+            predicted, speakers = self.labeller.predicted(from_ipc(items))
+            out["predicted"].append(to_ipc(predicted))
+            out["speakers"].append(b"" if speakers is None else to_ipc(speakers))
+        return {k: np.asarray(v, object) if isinstance(v, list) else v for k, v in out.items()}
+
+
+def commit_predicted(row: dict, output: str, model_id: str, identity: dict) -> dict:
+    """Ray task body: commit one part from a ``Predictor`` row; its counts."""
+    return _commit(output, row["part"], list(row["uris"]), from_ipc(row["predicted"]),
+                   from_ipc(row["speakers"]) if row["speakers"] else None, model_id, identity)
+
+
+def _commit(output: str, name: str, uris: list[str], predicted: pa.Table,
+            speakers: pa.Table | None, model_id: str, identity: dict) -> dict:
+    """``parts.commit_part``, its speakers part first; its counts (``part``, ``files``,
+    ``windows``, ``errors``)."""
+    if speakers is not None:
+        write_speakers(output, name, speakers)
+    return commit_part(output, name, uris, predicted.to_pylist(), EMOTIONS, model_id, identity)
