@@ -4,7 +4,7 @@ import torch
 from emoray.config import ConfigError
 from emoray.features.config import preset
 from emoray.models import FusionHead, FusionNet, build_branch, model_config
-from emoray.models.augment import band_shift, spec_augment
+from emoray.models.augment import spec_augment
 
 PAPER = preset("paper")  # MFCC 180 x 20, video 30 x 80 x 70
 DEFAULT = preset("default")  # log-mel 300 x 64
@@ -65,17 +65,6 @@ def test_augmentation_only_in_training():
     assert torch.equal(audio(audio_x), audio(audio_x))
     masked = spec_augment(torch.ones(4, 300, 64), 2, 0.1, 2, 0.15)
     assert 0 < (masked == 0).float().mean() < 0.5
-
-
-def test_band_shift_moves_whole_clips_along_the_coefficients():
-    torch.manual_seed(0)
-    x = torch.arange(8.0).repeat(16, 5, 1)  # [16 clips, 5 frames, 8 bands], band i holds i
-    y = band_shift(x, 2)
-    shift = y[:, :, 4] - 4  # the middle band moved by the clip's shift
-    assert set(shift.unique().tolist()) == {-2, -1, 0, 1, 2}
-    expected = (torch.arange(8.0)[None] + shift[:, :1]).clamp(0, 7)  # edges repeated
-    assert torch.equal(y, expected[:, None, :].expand_as(y))
-    assert torch.equal(band_shift(x, 0), x)
 
 
 def test_model_config_overrides_are_validated():

@@ -8,7 +8,7 @@ import math
 import torch
 from torch import nn
 
-from emoray.models.augment import band_shift, spec_augment
+from emoray.models.augment import spec_augment
 from emoray.models.config import AudioNetConfig
 from emoray.models.layers import mlp
 
@@ -100,7 +100,7 @@ class AudioNet(nn.Module):
         if cfg.utterance_norm:
             x = normalise(x, mask)
         if self.training:
-            x = spec_augment(band_shift(x, cfg.band_shift), cfg.time_masks, cfg.time_mask_width, cfg.freq_masks,
+            x = spec_augment(x, cfg.time_masks, cfg.time_mask_width, cfg.freq_masks,
                              cfg.freq_mask_width)
         h = self.conv(x.transpose(1, 2))  # [B, C, T']
         if cfg.readout == "flatten":

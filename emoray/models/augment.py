@@ -23,18 +23,6 @@ def spec_augment(x: torch.Tensor, time_masks: int, time_width: float, freq_masks
     return x * keep
 
 
-def band_shift(x: torch.Tensor, max_shift: int) -> torch.Tensor:
-    """Shift each clip of ``x`` [B, T, F] by a random whole number of coefficients in
-    [-max_shift, max_shift] (the edge band repeated): a speaker whose formants sit a little
-    higher or lower."""
-    if not max_shift:
-        return x
-    b, _, f = x.shape
-    shift = torch.randint(-max_shift, max_shift + 1, (b, 1), device=x.device)
-    src = (torch.arange(f, device=x.device)[None] - shift).clamp(0, f - 1)  # [B, F]
-    return x.gather(2, src[:, None, :].expand_as(x))
-
-
 def random_hflip(x: torch.Tensor) -> torch.Tensor:
     """Mirror each clip of ``x`` [B, ..., W] left-right with probability 1/2."""
     flip = torch.rand(x.shape[0], device=x.device) < 0.5

@@ -51,7 +51,6 @@ class AudioNetConfig:
     time_mask_width: float = 0.1  # largest mask, as a fraction of the frames
     freq_masks: int = 0
     freq_mask_width: float = 0.15  # largest mask, as a fraction of the coefficients
-    band_shift: int = 0  # training only: shift each clip by up to this many coefficients
     functionals: tuple[int, ...] = ()  # hidden sizes of an MLP over utterance functionals of
     #     the raw input (per coefficient: mean, std, 10/50/90% quantiles, mean and std of the
     #     frame-to-frame change), its output joined to the CNN's; () leaves it out
@@ -75,8 +74,6 @@ class AudioNetConfig:
                               "the input come first)")
         if any(m.members for m in self.members):
             raise ConfigError("members: a member cannot itself be an ensemble")
-        if self.band_shift < 0:
-            raise ConfigError(f"band_shift: must be >= 0, got {self.band_shift}")
         if self.speaker_prior < 0:
             raise ConfigError(f"speaker_prior: must be >= 0, got {self.speaker_prior}")
         if (self.speaker_prior or self.speaker_subsets) and not self.speaker_norm:
