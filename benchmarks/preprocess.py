@@ -67,8 +67,8 @@ def main() -> None:
          best(lambda: full_path(mp4s, video_cfg))),
     ]
     print(f"{source}; one core; best of {args.rounds} rounds")
-    print(f"| path | clips | floor (decode only) clips/s | full path clips/s | ratio | target |")
-    print(f"| --- | --- | --- | --- | --- | --- |")
+    print("| path | clips | floor (decode only) clips/s | full path clips/s | ratio | target |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for (name, n, floor, full), target in zip(rows, ("2.0", "1.3")):
         print(f"| {name} | {n} | {n / floor:.1f} | {n / full:.1f} | {full / floor:.2f} | {target} |")
 

@@ -37,7 +37,8 @@ class LabelConfig:
     #                           together, their statistics from them; one with more files is
     #                           split evenly into parts of at most this many
     batch_size: int = 32  # clips / windows per model call
-    concurrency: int = 1  # model actors
+    concurrency: int = 1  # model actors (with GPUs or model_resource; else the decode tasks
+    #                       run the model, one copy per worker process)
     use_gpu: bool | Literal["auto"] = "auto"  # auto: one GPU per model actor when there are GPUs
     model_cpus: float | Literal["auto"] = "auto"  # per model actor; auto: 1 with a GPU, else 0
     prepare_cpus: float = 1.0  # CPUs each decode/feature task reserves

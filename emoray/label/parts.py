@@ -2,7 +2,7 @@
 
 Layout: ``labels/part-<hash>.parquet`` and, when the batch had failures,
 ``errors/part-<hash>.parquet`` of the same name, and for a speaker-normalised model
-``speakers/part-<hash>.parquet``, all written by the model actor that labelled the batch. A
+``speakers/part-<hash>.parquet``, all written by the task that commits the batch. A
 batch commits its speakers and errors parts first and its labels part last, each written
 atomically (a retried batch writes the same files again); **a batch is committed when its
 labels part exists** (possibly with zero rows). On start, speakers and errors parts without
