@@ -142,8 +142,8 @@ def label_dataset(parts: list[Part], cfg: LabelConfig, kind: str, features: Feat
     if not (use_gpu or cfg.model_resource):
         return _parts_dataset(parts).map(
             label_part, num_cpus=cfg.prepare_cpus, **pinned(cfg.node_resource),
-            fn_kwargs={**_prepare_args(cfg, kind, features), **commit, "model_uri": cfg.model, "key": key,
-                       "batch_size": cfg.batch_size})
+            fn_kwargs={**_prepare_args(cfg, kind, features), **commit,
+                       "model_uri": cfg.model, "key": key, "batch_size": cfg.batch_size})
     model_cpus = (1.0 if use_gpu else 0.0) if cfg.model_cpus == "auto" else cfg.model_cpus
     ds = prepare_dataset(parts, cfg, kind, features)
     ds = ds.map_batches(Predictor, batch_size=1, batch_format="numpy",
@@ -232,7 +232,6 @@ class Labeller:
             for i in range(0, len(keys), b)])
         return (predicted_table(items, probs, keys, counts),
                 stats if stats is not None and len(stats) else None)
-
 
 
 class Predictor:
