@@ -2,9 +2,9 @@
 
 Quiet is the default: Ray's INFO logs, its workers' output (Ray Train's reports, Ray Data's
 operator logs; all but emoray's own notices, lines that begin ``emoray:`` such as an object
-store retry) and Python warnings stay in Ray's log folder (``ray-data.log``, the workers'
-``worker-*.out``, and ``emoray-driver.log`` for the driver's own; on a local Ray
-``/tmp/ray/session_latest/logs``). Verbose, ``--verbose`` or ``EMORAY_VERBOSE=1`` (the way to
+store retry), the raylets' messages and Python warnings stay in Ray's log folder
+(``ray-data.log``, the workers' ``worker-*.out``, and ``emoray-driver.log`` for the driver's
+own; on a local Ray ``/tmp/ray/session_latest/logs``). Verbose, ``--verbose`` or ``EMORAY_VERBOSE=1`` (the way to
 say it to ``ray job submit``: ``--runtime-env-json '{"env_vars": {"EMORAY_VERBOSE": "1"}}'``),
 brings them all back and Ray Data's own progress bars instead of emoray's.
 """
@@ -17,6 +17,7 @@ import os
 import sys
 
 import ray
+from ray._private import worker as ray_worker
 from ray._private.ray_logging import global_worker_stdstream_dispatcher
 from tqdm import tqdm
 
@@ -29,6 +30,9 @@ QUIET_LOGGERS = (
     "ray._private.authentication.authentication_token_setup",
     # Ray Data's notes on its own progress bars (emoray's are shown instead) and their names.
     "ray.data._internal.progress",
+    # What the raylets publish to the driver ("N PYTHON worker processes have been started"):
+    # a failure that matters also reaches the run as an exception.
+    "emoray.raylet",
 )
 """Loggers that write only to ``DRIVER_LOG`` when quiet."""
 
@@ -69,6 +73,9 @@ def configure() -> None:
     global_worker_stdstream_dispatcher.remove_handler("ray_print_logs")
     global_worker_stdstream_dispatcher.remove_handler(_NOTICES)
     global_worker_stdstream_dispatcher.add_handler(_NOTICES, _notices)
+    # The raylets' messages skip the dispatcher: Ray prints them with this module function.
+    if not isinstance(ray_worker.print_to_stdstream, _RayletLog):
+        ray_worker.print_to_stdstream = _RayletLog(ray_worker.print_to_stdstream)
     for h in logging.getLogger("ray.data").handlers:
         if isinstance(h, logging.StreamHandler):  # the console; ray-data.log keeps everything
             h.setLevel(logging.WARNING)
@@ -86,6 +93,19 @@ def _notices(data: dict) -> None:
     for line in data.get("lines", []):
         if line.startswith("emoray:"):
             print(line, file=sys.stderr, flush=True)
+
+
+class _RayletLog:
+    """``print_to_stdstream`` that writes the raylets' messages to ``emoray.raylet``."""
+
+    def __init__(self, print_lines):
+        self.print_lines = print_lines
+
+    def __call__(self, data: dict, ignore_prefix: bool) -> None:
+        if data.get("pid") != "raylet":
+            return self.print_lines(data, ignore_prefix)
+        for line in data.get("lines", []):
+            logging.getLogger("emoray.raylet").warning(line)
 
 
 _HELD = logging.handlers.MemoryHandler(capacity=10_000, flushLevel=logging.CRITICAL + 1)

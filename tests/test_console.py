@@ -68,3 +68,30 @@ def test_epoch_bar_follows_the_training_reports(ray_local, tmp_path, capfd):
     err = capfd.readouterr().err
     assert "train toy (s0): 100%" in err and "3/3" in err
     assert "train=50%, val=25%" in err
+
+
+RAYLET_MESSAGE = """
+import os, time
+import ray
+from ray._private.utils import push_error_to_driver
+from emoray import console
+from emoray.raycluster import init_ray
+init_ray(1)
+push_error_to_driver(ray._private.worker.global_worker, "worker_pool_large",
+                     "WARNING: 7 PYTHON worker processes have been started on node")
+time.sleep(3)  # the driver's listener thread prints it, or logs it when quiet
+log = os.path.join(console.log_dir(), console.DRIVER_LOG)  # written only when quiet
+print("LOG:", open(log).read() if os.path.exists(log) else "")
+"""
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_raylet_messages_go_to_the_driver_log_unless_verbose(verbose):
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "EMORAY_VERBOSE")}
+    r = subprocess.run([sys.executable, "-c", RAYLET_MESSAGE], capture_output=True, text=True,
+                       env={**env, "EMORAY_VERBOSE": "1" if verbose else "0"}, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    shown, log = (r.stdout + r.stderr).split("LOG:", 1)
+    assert ("7 PYTHON worker processes" in shown) == verbose
+    if not verbose:
+        assert "WARNING emoray.raylet: WARNING: 7 PYTHON worker processes" in log
