@@ -1,6 +1,6 @@
 """The audio ensemble (``AudioNetConfig.members``): joined inputs, per-part speaker
-statistics, averaged probabilities, members that train as if alone, and a member with a
-speaker head."""
+statistics, combined probabilities (weighted by how many clips a speaker has), members that
+train as if alone, and a member with a speaker head."""
 
 import numpy as np
 import pytest
@@ -19,6 +19,14 @@ from emoray.train.report import stage_title
 FEATURES = FeatureConfig(audio=AudioFeatureConfig(frames=50, n_mels=16))
 MEMBERS = [{"channels": [8, 8], "hidden": [8]},
            {"input": "summary", "hidden": [16], "input_dropout": 0.2, "dropout": 0.5}]
+
+
+def product(*logits, weights=None) -> torch.Tensor:
+    """The members' probabilities' normalised weighted geometric mean, written out."""
+    weights = weights or [1.0] * len(logits)
+    p = torch.stack([torch.softmax(z, 1) ** w for z, w in zip(logits, weights)]).prod(0)
+    p = p ** (1 / sum(weights))
+    return p / p.sum(1, keepdim=True)
 
 
 def clips(n: int, seed: int = 0) -> list[np.ndarray]:
@@ -71,7 +79,7 @@ def test_each_part_of_a_joined_input_has_its_own_speaker_statistics():
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
-def test_ensemble_averages_its_members_probabilities_and_survives_its_artifact(tmp_path):
+def test_ensemble_combines_its_members_probabilities_and_survives_its_artifact(tmp_path):
     cfg = model_config("audio", "default", {"members": MEMBERS})
     net = build_branch("audio", cfg, FEATURES)
     assert isinstance(net, AudioEnsemble) and net.embed_dim == 8 + 16
@@ -84,9 +92,8 @@ def test_ensemble_averages_its_members_probabilities_and_survives_its_artifact(t
     assert net(x).shape == (4, 2, 8)  # each member's logits, for its own loss
     net.eval()
     with torch.no_grad():
-        mean = (torch.softmax(net.members[0](frames), 1)
-                + torch.softmax(net.members[1](summaries), 1)) / 2
-        np.testing.assert_allclose(net(x).exp().numpy(), mean.numpy(), atol=1e-6)
+        expected = product(net.members[0](frames), net.members[1](summaries))
+        np.testing.assert_allclose(net(x).exp().numpy(), expected.numpy(), atol=1e-6)
         assert net.embed(x).shape == (4, 24)
         save_model(str(tmp_path / "e.pt"), net, FEATURES)
         loaded, info = load_model(str(tmp_path / "e.pt"))
@@ -144,9 +151,31 @@ def test_a_speaker_head_member_predicts_from_its_readout_standardised_per_speake
         mean, std = readout.mean(0), readout.std(0) + 1.0
         stats = torch.stack([mean, std]).expand(8, 2, 16)
         z = (readout - mean) / (std + 1e-5)
-        expected = (torch.softmax(cnn.speaker_head(z), 1) + torch.softmax(mlp(summaries), 1)) / 2
+        expected = product(cnn.speaker_head(z), mlp(summaries))
         np.testing.assert_allclose(net(x, stats).exp().numpy(), expected.numpy(), atol=1e-6)
         assert not torch.allclose(net(x, stats), net(x))  # without statistics: the dense layers
         save_model(str(tmp_path / "h.pt"), net, FEATURES)
         loaded, _ = load_model(str(tmp_path / "h.pt"))
         np.testing.assert_allclose(loaded(x, stats).numpy(), net(x, stats).numpy(), atol=1e-6)
+
+
+def test_a_member_without_speaker_statistics_weighs_more_the_fewer_clips_a_speaker_has():
+    """With ``speaker_prior`` k, an ``utterance_norm`` member weighs 1 + k / (n + k) for a
+    speaker of n clips (nearly 2 alone, 1 for many), the others 1; without counts, 1."""
+    cfg = model_config("audio", "default", {"speaker_norm": True, "speaker_prior": 5,
+                                            "members": [{**MEMBERS[0], "speaker_norm": True},
+                                                        {**MEMBERS[0], "speaker_norm": True,
+                                                         "utterance_norm": True}]})
+    net = build_branch("audio", cfg, FEATURES).eval()
+    audio_in = audio_input(cfg, FEATURES.audio)
+    x = torch.from_numpy(np.stack([audio_in(c) for c in clips(4, seed=3)]))
+    with torch.no_grad():
+        speaker, free = (m(p) for m, p in zip(net.members, net.parts(x)))
+        n = torch.tensor([1, 1, 5, 1000])
+        got = net(x, clips=n).exp()
+        for i, w in enumerate([1 + 5 / 6, 1 + 5 / 6, 1.5, 1 + 5 / 1005]):
+            np.testing.assert_allclose(got[i].numpy(), product(
+                speaker[i:i + 1], free[i:i + 1], weights=[1.0, w])[0].numpy(), atol=1e-6)
+        np.testing.assert_allclose(net(x).exp().numpy(), product(speaker, free).numpy(),
+                                   atol=1e-6)
+        assert not torch.allclose(got[0], net(x).exp()[0], atol=1e-4)

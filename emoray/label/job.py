@@ -228,7 +228,8 @@ class Labeller:
         probs = np.concatenate([np.zeros((0, 8), np.float32)] + [
             predict(self.model, self.info.kind, modality[i:i + b], audio[i:i + b],
                     video[i:i + b], None if readout_stats is None else readout_stats[i:i + b],
-                    None if readouts is None else readouts[i:i + b])
+                    None if readouts is None else readouts[i:i + b],
+                    counts[i:i + b] if self.norm else None)
             for i in range(0, len(keys), b)])
         return (predicted_table(items, probs, keys, counts),
                 stats if stats is not None and len(stats) else None)

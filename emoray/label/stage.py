@@ -128,14 +128,16 @@ def _item(model_kind: str, info: Probe, feats, wave, crops, face, settings: Sett
 def predict(model: torch.nn.Module, model_kind: str, modality: list[str | None],
             audio: list[np.ndarray | None], video: list[np.ndarray | None],
             readout_stats: list[np.ndarray | None] | None = None,
-            readouts: list[np.ndarray | None] | None = None) -> np.ndarray:
+            readouts: list[np.ndarray | None] | None = None,
+            clips: list[int | None] | None = None) -> np.ndarray:
     """Class probabilities [n, 8] (float32) of each row with a modality, NaN for the others.
 
     ``model`` is an artifact's model of ``model_kind``; a fusion model labels audio-only and
     video-only rows with its own branches. ``readout_stats``: each audio row's speaker's
     readout statistics [2, D], for an audio network with a speaker head; ``readouts``: the
     rows' readouts [D] when they are already computed (``emoray.label.speakers``), so that
-    the network's convolutions do not run twice.
+    the network's convolutions do not run twice; ``clips``: how many clips each audio row's
+    speaker statistics came from, which an ensemble weighs its members by.
     """
     out = np.full((len(modality), 8), np.nan, dtype=np.float32)
     device = next(model.parameters()).device
@@ -145,17 +147,18 @@ def predict(model: torch.nn.Module, model_kind: str, modality: list[str | None],
             if not idx:
                 continue
             net = model if m == model_kind else getattr(model, m)
-            inputs = []
+            inputs, extra = [], {}
             if m != "video":
                 inputs.append(torch.from_numpy(np.stack([audio[i] for i in idx])).to(device))
             if m != "audio":
                 inputs.append(torch.from_numpy(np.stack([video[i] for i in idx])).to(device))
-            if m == "audio" and readout_stats is not None:
-                for extra in (readout_stats, readouts):
-                    if extra is not None:
-                        inputs.append(torch.from_numpy(np.stack([extra[i] for i in idx]))
-                                      .to(device))
-            out[idx] = torch.softmax(net(*inputs).float(), dim=1).cpu().numpy()
+            if m == "audio":
+                for name, rows in (("readout_stats", readout_stats), ("readout", readouts),
+                                   ("clips", clips)):
+                    if rows is not None:
+                        extra[name] = torch.from_numpy(np.stack([np.asarray(
+                            rows[i], np.float32) for i in idx])).to(device)
+            out[idx] = torch.softmax(net(*inputs, **extra).float(), dim=1).cpu().numpy()
     return out
 
 

@@ -112,10 +112,11 @@ class AudioNet(nn.Module):
         return h
 
     def forward(self, audio: torch.Tensor, readout_stats: torch.Tensor | None = None,
-                readout: torch.Tensor | None = None) -> torch.Tensor:
+                readout: torch.Tensor | None = None, clips=None) -> torch.Tensor:
         """Logits; with ``readout_stats`` [B, 2, readout_dim] (each clip's speaker's readout
         mean and std) those of the speaker head, over ``readout`` when it is given (the
-        clips' ``readout``, already computed for their statistics)."""
+        clips' ``readout``, already computed for their statistics). ``clips`` (as
+        ``AudioEnsemble`` takes it) does not change one network's answer."""
         if readout_stats is None or not self.readout_dim:
             return self.out(self.embed(audio))
         z = self.readout(audio) if readout is None else readout.to(audio)
@@ -156,18 +157,20 @@ class SummaryNet(nn.Module):
 
     readout_dim = 0  # no speaker head
 
-    def forward(self, audio: torch.Tensor, readout_stats=None, readout=None) -> torch.Tensor:
+    def forward(self, audio: torch.Tensor, readout_stats=None, readout=None,
+                clips=None) -> torch.Tensor:
         return self.out(self.embed(audio))
 
 
 class AudioEnsemble(nn.Module):
-    """Networks over parts of one input, their probabilities averaged.
+    """Networks over parts of one input, their probabilities combined.
 
     ``forward(audio [B, sum of part sizes])``: the members' inputs flattened and joined
-    (``emoray.models.AudioInput``); in eval mode it gives the log of the mean of the members'
-    probabilities [B, 8], in training mode each member's logits [B, members, 8], so that each
-    member learns from its own loss (``emoray.train.loop.train_epoch``), as if trained alone.
-    ``embed`` joins the members' embeddings."""
+    (``emoray.models.AudioInput``); in eval mode it gives the log of the members'
+    probabilities' normalised weighted geometric mean [B, 8] (``combine``), in training mode
+    each member's logits [B, members, 8], so that each member learns from its own loss
+    (``emoray.train.loop.train_epoch``), as if trained alone. ``embed`` joins the members'
+    embeddings."""
 
     inputs = ("audio",)
 
@@ -200,7 +203,10 @@ class AudioEnsemble(nn.Module):
                           if m.readout_dim], 1)
 
     def forward(self, audio: torch.Tensor, readout_stats: torch.Tensor | None = None,
-                readout: torch.Tensor | None = None) -> torch.Tensor:
+                readout: torch.Tensor | None = None,
+                clips: torch.Tensor | None = None) -> torch.Tensor:
+        """``clips`` [B]: how many clips each row's speaker statistics came from (``combine``;
+        None: many)."""
         stats = readouts = [None] * len(self.members)
         dims = [m.readout_dim for m in self.members]
         if readout_stats is not None:
@@ -212,4 +218,20 @@ class AudioEnsemble(nn.Module):
                               zip(self.members, self.parts(audio), stats, readouts)], 1)
         if self.training:
             return logits
-        return torch.log(torch.softmax(logits.float(), -1).mean(1))
+        return self.combine(logits, clips)
+
+    def combine(self, logits: torch.Tensor, clips: torch.Tensor | None = None) -> torch.Tensor:
+        """Members' logits [B, members, 8] -> log-probabilities [B, 8]: the weighted mean of
+        their log-probabilities, renormalised (a product of experts: a class any member
+        rules out stays out). A member that needs no speaker statistics (``utterance_norm``)
+        weighs 1 + k / (n + k) for a speaker of n ``clips`` (k: ``speaker_prior``), one more
+        by the population's share of the blended statistics the others rest on: nearly 2
+        alone, 1 for a speaker of many clips. The others weigh 1."""
+        logp = torch.log_softmax(logits.float(), -1)
+        w = torch.ones(logp.shape[:2], device=logp.device)
+        k = self.cfg.speaker_prior
+        if clips is not None and k:
+            free = torch.tensor([m.cfg.utterance_norm for m in self.members], device=w.device)
+            share = k / (clips.to(w).reshape(-1, 1) + k)
+            w = w + free * share
+        return torch.log_softmax((w[..., None] * logp).sum(1) / w.sum(1, keepdim=True), -1)

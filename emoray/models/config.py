@@ -22,8 +22,9 @@ class AudioNetConfig:
     vector (``emoray.features.summary``), and the CNN fields are unused.
 
     With ``members`` the network is an ensemble (``AudioEnsemble``) of those networks, each
-    trained on its own loss, that averages their probabilities; its other fields are unused
-    but ``speaker_norm``, which must be every member's.
+    trained on its own loss, that combines their probabilities (``AudioEnsemble.combine``);
+    its other fields are unused but ``speaker_norm``, which must be every member's, and
+    ``speaker_prior``.
 
     With ``speaker_head`` (a CNN, alone or as a member) the network, once trained, predicts
     with a linear head over its readout (what enters the dense layers) standardised with its
