@@ -240,7 +240,8 @@ def test_ensemble_labels_with_each_members_own_speaker_statistics(ray_local, ens
     to the MLP as its clip summary, each standardised with actor 3's statistics of that input
     (side by side in its ``speakers/`` part); the CNN predicts with its speaker head, over its
     readout standardised with actor 3's readout statistics (the same rows); the
-    label is the members' mean probability."""
+    label is the product of the members' probabilities (both need speaker statistics,
+    so they weigh the same)."""
     model, net = ensemble_model
     out = tmp_path / "eval"
     result = evaluate(LabelConfig(model=model, input=str(held_out), output=str(out)))
@@ -264,8 +265,8 @@ def test_ensemble_labels_with_each_members_own_speaker_statistics(ray_local, ens
         np.testing.assert_allclose(saved["actor 03"], readout_stats["actor 03"], rtol=1e-4,
                                    atol=1e-4)
         z = normalise(readouts, *readout_stats["actor 03"])
-        probs = (torch.softmax(cnn.speaker_head(torch.from_numpy(z)), 1)
-                 + torch.softmax(mlp(x[1]), 1))
+        probs = (torch.log_softmax(cnn.speaker_head(torch.from_numpy(z)), 1)
+                 + torch.log_softmax(mlp(x[1]), 1))
     assert result["confusion"] == confusion([parse_name(p.name).label for p in wavs],
                                             probs.argmax(1).numpy()).tolist()
     assert result["accuracy"] > 0.3  # chance is 1/8

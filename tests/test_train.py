@@ -241,7 +241,7 @@ def test_ensemble_members_learn_from_their_own_speaker_normalised_inputs(trained
                                                                         tmp_path):
     """The speech recipe's audio model: the CNN over frames, with a speaker head, and an MLP
     over each clip's summary, each input standardised with its actor's statistics of it,
-    probabilities averaged. Its artifact, fed inputs and readout statistics computed here,
+    probabilities combined. Its artifact, fed inputs and readout statistics computed here,
     reproduces the report; fusion trains on its embeddings."""
     model_cfg = {"members": [{"speaker_head": True},
                              {"input": "summary", "hidden": [128], "input_dropout": 0.2,
