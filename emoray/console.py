@@ -4,9 +4,10 @@ Quiet is the default: Ray's INFO logs, its workers' output (Ray Train's reports,
 operator logs; all but emoray's own notices, lines that begin ``emoray:`` such as an object
 store retry), the raylets' messages and Python warnings stay in Ray's log folder
 (``ray-data.log``, the workers' ``worker-*.out``, and ``emoray-driver.log`` for the driver's
-own; on a local Ray ``/tmp/ray/session_latest/logs``). Verbose, ``--verbose`` or ``EMORAY_VERBOSE=1`` (the way to
-say it to ``ray job submit``: ``--runtime-env-json '{"env_vars": {"EMORAY_VERBOSE": "1"}}'``),
-brings them all back and Ray Data's own progress bars instead of emoray's.
+own; on a local Ray ``/tmp/ray/session_latest/logs``). Verbose, ``--verbose`` or
+``EMORAY_VERBOSE=1`` (the way to say it to ``ray job submit``: ``--runtime-env-json
+'{"env_vars": {"EMORAY_VERBOSE": "1"}}'``), brings them all back and Ray Data's own progress
+bars instead of emoray's.
 """
 
 from __future__ import annotations

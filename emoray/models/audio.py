@@ -224,8 +224,8 @@ class AudioEnsemble(nn.Module):
         """Members' logits [B, members, 8] -> log-probabilities [B, 8]: the weighted mean of
         their log-probabilities, renormalised (a product of experts: a class any member
         rules out stays out). A member that needs no speaker statistics (``utterance_norm``)
-        weighs 1 + k / (n + k) for a speaker of n ``clips`` (k: ``speaker_prior``), one more
-        by the population's share of the blended statistics the others rest on: nearly 2
+        weighs 1 + k / (n + k) for a speaker of n ``clips`` (k: ``speaker_prior``; k / (n + k)
+        is the population's share of the blended statistics the others rest on): nearly 2
         alone, 1 for a speaker of many clips. The others weigh 1."""
         logp = torch.log_softmax(logits.float(), -1)
         w = torch.ones(logp.shape[:2], device=logp.device)
