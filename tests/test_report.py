@@ -4,7 +4,7 @@ import numpy as np
 
 from emoray.train.config import train_config
 from emoray.train.metrics import confusion, scores
-from emoray.train.report import write_report
+from emoray.train.report import plot_confusion, plot_curves, write_report
 from emoray.train.splits import Split
 
 
@@ -73,3 +73,16 @@ def test_report_of_an_untested_run(tmp_path):
     assert "nothing is tested" in summary and "Per class" not in summary
     assert (tmp_path / "curves_audio.png").exists()
     assert not (tmp_path / "confusion_audio.png").exists()
+
+
+def test_a_long_model_title_stays_inside_its_figures():
+    title = " + ".join(["1D CNN with speaker head"] * 2 + ["summary MLP"] + ["1D CNN"] * 2)
+    history = [{"epoch": e, "train_loss": 1 / e, "train_acc": 0.5} for e in (1, 2)]
+    for fig in (plot_confusion(np.eye(8), f"Audio (ensemble: {title})"),
+                plot_curves({"fold0": history}, f"Audio (ensemble: {title})")):
+        fig.canvas.draw()
+        box = fig.bbox
+        for ax in fig.axes:
+            extent = ax.title.get_window_extent()
+            if ax.get_title():
+                assert box.x0 <= extent.x0 and extent.x1 <= box.x1, ax.get_title()

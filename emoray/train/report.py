@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import textwrap
 
 from matplotlib.ticker import MaxNLocator
 import numpy as np
@@ -210,7 +211,7 @@ def plot_confusion(cm: np.ndarray, title: str):
                     color="white" if norm[i, j] > 0.5 else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"{title}: normalised confusion (test)")
+    ax.set_title(textwrap.fill(f"{title}: normalised confusion (test)", 60), fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     return fig
@@ -231,7 +232,7 @@ def plot_curves(histories: dict[str, list[dict]], title: str):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
-        ax.set_title(f"{title}: {name}")
+        ax.set_title(textwrap.fill(f"{title}: {name}", 50), fontsize=9)
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
