@@ -8,6 +8,7 @@ import sys
 import time
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -18,9 +19,7 @@ from emoray.ravdess import parse_name
 from emoray.shards import feature_config_of
 
 
-def read_rows(out) -> "pyarrow.Table":
-    import pyarrow as pa
-
+def read_rows(out) -> pa.Table:
     return pa.concat_tables(pq.read_table(u) for u in shard_uris(str(out)))
 
 
