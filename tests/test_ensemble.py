@@ -9,10 +9,12 @@ import torch
 from emoray.artifact import load_model, save_model
 from emoray.config import ConfigError
 from emoray.features.config import AudioFeatureConfig, FeatureConfig
-from emoray.features.speakers import clip_sums, normalise_clips, statistics
+from emoray.features.speakers import (actor_key, clip_sums, normalise_clips, statistics,
+                                      stats_rows)
 from emoray.features.summary import clip_summary, summary_size
 from emoray.models import AudioEnsemble, audio_config, audio_input, build_branch, model_config
 from emoray.train.config import StageConfig
+from emoray.train.data import SpeakerHeadUDF, SpeakerStats
 from emoray.train.loop import train_epoch
 from emoray.train.report import stage_title
 
@@ -179,3 +181,31 @@ def test_a_member_without_speaker_statistics_weighs_more_the_fewer_clips_a_speak
         np.testing.assert_allclose(net(x).exp().numpy(), product(speaker, free).numpy(),
                                    atol=1e-6)
         assert not torch.allclose(got[0], net(x).exp()[0], atol=1e-4)
+
+
+def test_the_training_reports_head_pass_weighs_members_by_each_actors_clips():
+    """The training report's test predictions (``SpeakerHeadUDF`` with readout statistics)
+    pass each actor's clip count, so they combine the members as labeling does."""
+    cfg = model_config("audio", "default", {"speaker_norm": True, "speaker_prior": 5,
+                                            "members": [{**MEMBERS[0], "speaker_norm": True,
+                                                         "speaker_head": True},
+                                                        {**MEMBERS[0], "speaker_norm": True,
+                                                         "utterance_norm": True}]})
+    net = build_branch("audio", cfg, FEATURES).eval()
+    torch.nn.init.normal_(net.members[0].speaker_head.weight)
+    audio_in = audio_input(cfg, FEATURES.audio)
+    x = np.stack([audio_in(c) for c in clips(6, seed=4)])
+    actors = np.array([1, 1, 1, 1, 1, 2])
+    with torch.no_grad():
+        readout = net.readout(torch.from_numpy(x)).numpy()
+    keys = [actor_key(a) for a in actors]
+    readouts = SpeakerStats(statistics(clip_sums(keys, readout)))
+    counts = {"actor 01": 5, "actor 02": 1}
+    got = SpeakerHeadUDF(net, False, readouts, counts)(
+        {"audio": x, "trial_id": np.arange(6), "actor": actors, "label": np.zeros(6)})["y_pred"]
+    stats = torch.as_tensor(stats_rows(keys, readouts.actors))
+    with torch.no_grad():
+        logits = net(torch.from_numpy(x), stats, clips=torch.tensor([5] * 5 + [1]))
+        unweighed = net(torch.from_numpy(x), stats)
+    np.testing.assert_array_equal(got, logits.argmax(1).numpy())
+    assert not torch.allclose(logits, unweighed)  # the counts change the combination

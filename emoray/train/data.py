@@ -260,13 +260,15 @@ def fusion_datasets(data: str, split: Split, audio_uri: str, video_uri: str, fea
 
 class SpeakerHeadUDF:
     """Ray Data UDF: a trained audio model's readouts of audio rows (``model.readout``), or,
-    given ``readouts`` (``SpeakerStats`` of the readouts), its predictions with its speaker
-    head."""
+    given ``readouts`` (``SpeakerStats`` of the readouts) and each actor's ``clips`` (how
+    many their statistics came from), its predictions with its speaker head."""
 
-    def __init__(self, model, use_gpu: bool, readouts: SpeakerStats | None = None):
+    def __init__(self, model, use_gpu: bool, readouts: SpeakerStats | None = None,
+                 clips: dict[str, int] | None = None):
         self.device = torch.device("cuda" if use_gpu else "cpu")
         self.model = model.to(self.device).eval()
         self.readouts = readouts
+        self.clips = clips
 
     @torch.no_grad()
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -276,19 +278,22 @@ class SpeakerHeadUDF:
             return {**out, "readout": self.model.readout(audio).cpu().numpy()}
         keys = [speakers.actor_key(a) for a in batch["actor"]]
         stats = torch.as_tensor(speakers.stats_rows(keys, self.readouts.actors)).to(self.device)
-        return {**out, "y_pred": self.model(audio, stats).argmax(1).cpu().numpy()}
+        clips = torch.tensor([self.clips[k] for k in keys], device=self.device)
+        return {**out, "y_pred": self.model(audio, stats, clips=clips).argmax(1).cpu().numpy()}
 
 
 def speaker_head_rows(rows: ray.data.Dataset, audio_in: AudioInput, model, use_gpu: bool,
                       stats: SpeakerStats, readouts: SpeakerStats | None = None,
-                      trials=None) -> ray.data.Dataset:
+                      trials=None, clips: dict[str, int] | None = None) -> ray.data.Dataset:
     """Audio ``rows`` (``audio_shard_rows``; or only those of ``trials``), standardised as
     ``stats`` says, as ``SpeakerHeadUDF`` gives them: trial_id, actor, label and
-    ``readout``, or with ``readouts`` ``y_pred``."""
+    ``readout``, or with ``readouts`` and ``clips`` ``y_pred``."""
     ds = audio_rows(model_input_rows(rows, audio_in), audio_in, stats)
     if trials is not None:
         ds = ds.filter(expr=col("trial_id").is_in(list(trials)))
-    return ds.map_batches(SpeakerHeadUDF, fn_constructor_args=(model, use_gpu, readouts),
+    # the model travels in the object store as a constructor argument, so a restarted actor
+    # could not be built again: a lost actor fails the pass (max_restarts=0) instead
+    return ds.map_batches(SpeakerHeadUDF, fn_constructor_args=(model, use_gpu, readouts, clips),
                           batch_size=64, batch_format="numpy",
-                          compute=ray.data.ActorPoolStrategy(size=1),
+                          compute=ray.data.ActorPoolStrategy(size=1), max_restarts=0,
                           num_cpus=1, num_gpus=1 if use_gpu else 0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections import Counter
 
 import numpy as np
 import pyarrow as pa
@@ -208,7 +209,8 @@ def fit_speaker_head(model, data: str, split: Split, spec: dict, features: Featu
         return None
     pred = train_data.speaker_head_rows(
         train_data.audio_shard_rows(data, split, 0, features.audio, spec["seed"]), audio_in,
-        model, use_gpu, stats, train_data.SpeakerStats(actors), split.test).to_pandas()
+        model, use_gpu, stats, train_data.SpeakerStats(actors), split.test,
+        dict(Counter(keys))).to_pandas()
     return {"y_true": pred["label"].tolist(), "y_pred": pred["y_pred"].tolist(),
             "trial_id": [str(t) for t in pred["trial_id"]]}
 
